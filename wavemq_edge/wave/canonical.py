@@ -1,0 +1,209 @@
+"""Deterministic CBOR: the one byte encoding every signed or hashed WAVE-lite object uses.
+
+Model
+-----
+A strict subset of RFC 8949 §4.2.1 "Core Deterministic Encoding" (reference ``wave-security.md`` §7.1):
+
+* unsigned and negative integers (up to 64 bits), byte strings, text strings (valid UTF-8), arrays,
+  maps whose keys are unsigned integers, and the simple values ``false``, ``true``, ``null``;
+* every head in its shortest form, definite lengths only, map keys strictly increasing (for uint keys the
+  bytewise order of RFC 8949 and the length-first order of RFC 7049 agree, so there is one answer), no
+  tags, no floats, nesting at most :data:`MAX_DEPTH`, and no bytes after the item.
+
+Why in-house rather than ``cbor2``: a signature is only as good as the uniqueness of the signed bytes. If
+two encodings of the same value were accepted, an attacker could change an object's ID (its hash)
+without touching its signature, defeating dedup and caches keyed by ID. The decoder therefore *refuses*
+anything the encoder would not have produced, so ``encode(decode(b)) == b`` for every accepted ``b``
+(property-tested against ``cbor2`` in ``tests/wave``). Every refusal names the byte offset.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Union
+
+from .errors import EncodingError, Reason
+
+__all__ = ["MAX_DEPTH", "CborValue", "decode", "encode"]
+
+CborValue = Union[int, bytes, str, bool, None, "list[CborValue]", "tuple[CborValue, ...]", "dict[int, CborValue]"]
+
+#: Deepest nesting of arrays/maps. Our objects nest at most 5 deep (proof -> paths -> path); 16 leaves
+#: room and stops a 1 MB run of ``0x81`` from exhausting the Python stack.
+MAX_DEPTH: Final = 16
+
+_UINT64_MAX: Final = (1 << 64) - 1
+
+_FALSE: Final = 0xF4
+_TRUE: Final = 0xF5
+_NULL: Final = 0xF6
+
+
+def _head(major: int, n: int, out: bytearray) -> None:
+    mt = major << 5
+    if n < 24:
+        out.append(mt | n)
+    elif n < 0x100:
+        out.append(mt | 24)
+        out.append(n)
+    elif n < 0x10000:
+        out.append(mt | 25)
+        out += n.to_bytes(2, "big")
+    elif n < 0x100000000:
+        out.append(mt | 26)
+        out += n.to_bytes(4, "big")
+    elif n <= _UINT64_MAX:
+        out.append(mt | 27)
+        out += n.to_bytes(8, "big")
+    else:
+        raise EncodingError(Reason.OVERSIZE, f"integer or length {n} does not fit in 64 bits")
+
+
+def _encode(value: CborValue, out: bytearray, depth: int) -> None:
+    # bool before int: bool is a subclass of int.
+    if value is True:
+        out.append(_TRUE)
+    elif value is False:
+        out.append(_FALSE)
+    elif value is None:
+        out.append(_NULL)
+    elif isinstance(value, int):
+        if value >= 0:
+            _head(0, value, out)
+        else:
+            _head(1, -1 - value, out)
+    elif isinstance(value, bytes):
+        _head(2, len(value), out)
+        out += value
+    elif isinstance(value, str):
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EncodingError(Reason.MALFORMED, f"text string is not valid UTF-8: {exc}") from None
+        _head(3, len(raw), out)
+        out += raw
+    elif isinstance(value, (list, tuple)):
+        if depth >= MAX_DEPTH:
+            raise EncodingError(Reason.OVERSIZE, f"nesting deeper than MAX_DEPTH={MAX_DEPTH}")
+        _head(4, len(value), out)
+        for item in value:
+            _encode(item, out, depth + 1)
+    elif isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            raise EncodingError(Reason.OVERSIZE, f"nesting deeper than MAX_DEPTH={MAX_DEPTH}")
+        for key in value:
+            if type(key) is not int or key < 0:
+                raise EncodingError(Reason.MALFORMED, f"map key {key!r} is not an unsigned integer")
+        _head(5, len(value), out)
+        for key in sorted(value):
+            _head(0, key, out)
+            _encode(value[key], out, depth + 1)
+    else:
+        raise EncodingError(Reason.MALFORMED, f"cannot encode a {type(value).__name__} in canonical CBOR")
+
+
+def encode(value: CborValue) -> bytes:
+    """The canonical encoding of ``value`` (tuples encode as arrays)."""
+    out = bytearray()
+    _encode(value, out, 0)
+    return bytes(out)
+
+
+class _Decoder:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def fail(self, reason: Reason, at: int, what: str) -> EncodingError:
+        snippet = self.data[at : at + 8].hex()
+        return EncodingError(reason, f"{what} at byte {at} (bytes {snippet}...)")
+
+    def take(self, n: int, at: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise self.fail(Reason.MALFORMED, at, f"item needs {n} bytes but only {len(self.data) - self.pos} remain")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def head(self) -> tuple[int, int, int]:
+        """(major type, argument, offset of the head)."""
+        at = self.pos
+        if at >= len(self.data):
+            raise self.fail(Reason.MALFORMED, at, "unexpected end of input")
+        initial = self.data[at]
+        self.pos += 1
+        major = initial >> 5
+        info = initial & 0x1F
+        if major == 7:
+            return major, info, at
+        if info < 24:
+            return major, info, at
+        if info == 31:
+            raise self.fail(Reason.NON_CANONICAL, at, "indefinite-length item")
+        if info > 27:
+            raise self.fail(Reason.MALFORMED, at, f"reserved additional information {info}")
+        size = 1 << (info - 24)
+        n = int.from_bytes(self.take(size, at), "big")
+        minimum = 24 if size == 1 else 1 << (4 * size)  # 1-byte form needs >= 24, 2-byte >= 256, ...
+        if n < minimum:
+            raise self.fail(Reason.NON_CANONICAL, at, f"value {n} encoded in {size} bytes, not in its shortest form")
+        return major, n, at
+
+    def item(self, depth: int) -> CborValue:
+        major, n, at = self.head()
+        if major == 0:
+            return n
+        if major == 1:
+            return -1 - n
+        if major == 2:
+            return self.take(n, at)
+        if major == 3:
+            raw = self.take(n, at)
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self.fail(Reason.MALFORMED, at, "text string is not valid UTF-8") from None
+        if major == 4 or major == 5:
+            if depth >= MAX_DEPTH:
+                raise self.fail(Reason.OVERSIZE, at, f"nesting deeper than MAX_DEPTH={MAX_DEPTH}")
+            # Each element needs at least one byte: refuse absurd counts before allocating anything.
+            if n > len(self.data) - self.pos:
+                raise self.fail(Reason.MALFORMED, at, f"container of {n} items is longer than the input")
+            if major == 4:
+                return [self.item(depth + 1) for _ in range(n)]
+            out: dict[int, CborValue] = {}
+            previous = -1
+            for _ in range(n):
+                key_major, key, key_at = self.head()
+                if key_major != 0:
+                    raise self.fail(Reason.MALFORMED, key_at, "map key is not an unsigned integer")
+                if key == previous:
+                    raise self.fail(Reason.NON_CANONICAL, key_at, f"duplicate map key {key}")
+                if key < previous:
+                    raise self.fail(Reason.NON_CANONICAL, key_at, f"map key {key} after {previous}: keys unsorted")
+                previous = key
+                out[key] = self.item(depth + 1)
+            return out
+        if major == 6:
+            raise self.fail(Reason.MALFORMED, at, "tags are not allowed")
+        # major 7: only false/true/null; floats, undefined and other simple values are refused.
+        if n == 20:
+            return False
+        if n == 21:
+            return True
+        if n == 22:
+            return None
+        raise self.fail(Reason.MALFORMED, at, f"simple value or float (additional information {n}) not allowed")
+
+
+def decode(data: bytes) -> CborValue:
+    """Decode exactly one canonical item; raise :class:`EncodingError` for anything else."""
+    decoder = _Decoder(bytes(data))
+    value = decoder.item(0)
+    if decoder.pos != len(decoder.data):
+        raise decoder.fail(
+            Reason.NON_CANONICAL, decoder.pos, f"{len(decoder.data) - decoder.pos} trailing bytes after the item"
+        )
+    return value

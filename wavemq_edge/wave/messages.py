@@ -1,0 +1,396 @@
+"""Signed WAVEMQ-lite objects: message, subscribe, query, unsubscribe, and the handshake signature.
+
+Field layout (reference §7.7), every one signed by its source entity under its own domain tag:
+
+* message ``{1: src, 2: ns, 3: uri, 4: [[schema, content]...], 5: origin_router, 6: ts_ms, 7: msg_id(16),
+  8: proof_id, 9: persist, 10: e2ee header?}``. ``msg_id`` is derived from the signed content
+  (BLAKE2b-128 of the canonical TBS without key 7), so a sender cannot give two different messages one id
+  to get one suppressed by dedup, and a verifier recomputes it. Payload objects are a CBOR array of
+  pairs, so ``("ab", "c")`` and ``("a", "bc")`` are different bytes (WAVEMQ's digest let them collide).
+  Router-mutable fields (hop timestamps, drop counters) live outside the TBS, in the wire frame.
+* subscribe ``{1: src, 2: ns, 3: uri pattern, 4: sub_id, 5: router_id, 6: expiry_s, 7: abs_expiry,
+  8: ts_ms, 9: nonce(16), 10: proof_id}``; query ``{1: src, 2: ns, 3: uri pattern, 4: ts_ms, 5: nonce,
+  6: proof_id}``; unsubscribe ``{1: src, 2: sub_id, 3: ts_ms, 4: nonce}`` -- all bind the source, a
+  timestamp and a nonce (WAVEMQ's query bound neither and its unsubscribe was unsigned).
+* handshake: the agent or peer signs ``{1: challenge, 2: entity_id}`` (challenge = the router's nonce or
+  the secure channel's transcript hash), so a signature cannot be replayed on another channel.
+
+Checks on receipt, in the order of reference §7.7: size bound -> strict decode -> timestamp within
+``[now - max_age_s, now + skew_s]`` -> (dedup: :class:`.replay.ReplayGuard`, by the caller) -> source
+entity -> signature -> derived id -> publish URI has no wildcard. The proof is checked by the caller with
+:meth:`.proof_cache.Verifier.check` (subject = ``src``).
+
+Timestamps here are milliseconds (ordering within a second matters to dedup and queues); ``now`` is
+still seconds as everywhere in this package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from nacl.exceptions import BadSignatureError
+
+from ..uri import Pattern, UriError, parse_pattern, parse_uri
+from .canonical import CborValue, encode
+from .entity import Entity, EntitySecret
+from .envelope import ObjectType, Opened, domain, open_envelope, seal_envelope, verify_signature
+from .errors import Reason, VerificationError
+from .fields import check_keys, get_bool, get_bytes, get_list, get_map, get_text, get_uint
+from .ids import ID_BYTES, format_id
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MAX_PAYLOAD_OBJECTS",
+    "MAX_REQUEST_BYTES",
+    "Message",
+    "Query",
+    "Subscribe",
+    "Unsubscribe",
+    "sign_handshake",
+    "sign_message",
+    "sign_query",
+    "sign_subscribe",
+    "sign_unsubscribe",
+    "verify_handshake",
+]
+
+#: Largest signed message (payload included). The wire frame bound is the real limit; this one stops a
+#: verifier from hashing arbitrarily large input handed to it directly.
+MAX_MESSAGE_BYTES: Final = 1024 * 1024
+#: Payload objects per message (WAVEMQ messages typically carry one or two).
+MAX_PAYLOAD_OBJECTS: Final = 64
+MAX_SCHEMA_BYTES: Final = 256
+MAX_URI_TEXT_BYTES: Final = 1024
+#: Subscribe, query and unsubscribe objects are small.
+MAX_REQUEST_BYTES: Final = 4096
+MSG_ID_BYTES: Final = 16
+NONCE_BYTES: Final = 16
+#: Default accepted age of a message timestamp: the router passes its ``queueExpiry`` (README: 1 day).
+DEFAULT_MAX_AGE_S: Final = 86400.0
+_MSG_ID_PERSON: Final = b"wl-msg-id"
+
+
+def _check_time(what: str, ts_ms: int, now: float, skew_s: float, max_age_s: float) -> None:
+    ts = ts_ms / 1000.0
+    if ts > now + skew_s:
+        raise VerificationError(
+            Reason.FUTURE_TIMESTAMP, f"{what}: timestamp {ts:.3f} is {ts - now:.0f} s ahead (skew {skew_s:.0f} s)"
+        )
+    if ts < now - max_age_s:
+        raise VerificationError(
+            Reason.STALE_TIMESTAMP, f"{what}: timestamp {ts:.3f} is {now - ts:.0f} s old (max {max_age_s:.0f} s)"
+        )
+
+
+def _check_source(what: str, src: bytes, source: Entity) -> None:
+    if source.id != src:
+        raise VerificationError(
+            Reason.ID_MISMATCH, f"{what}: names source {format_id(src)}, verified against {format_id(source.id)}"
+        )
+
+
+def _pattern(what: str, text: str) -> Pattern:
+    try:
+        return parse_pattern(text)
+    except UriError as exc:
+        raise VerificationError(Reason.MALFORMED, f"{what}: {exc}") from None
+
+
+def _derive_msg_id(tbs: dict[int, CborValue]) -> bytes:
+    rest = {k: v for k, v in tbs.items() if k != 7}
+    return hashlib.blake2b(encode(rest), digest_size=MSG_ID_BYTES, person=_MSG_ID_PERSON).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    src: bytes
+    namespace: bytes
+    uri: str
+    payload: tuple[tuple[str, bytes], ...]
+    origin_router: bytes
+    timestamp_ms: int
+    msg_id: bytes
+    proof_id: bytes
+    persist: bool
+    e2ee: dict[int, CborValue] | None
+    raw: bytes
+    opened: Opened
+
+    @classmethod
+    def parse(cls, data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
+        """Strict decode and shape check, no signature: read ``src`` to find the source entity."""
+        what = "message"
+        raw = bytes(data)
+        opened = open_envelope(raw, ObjectType.MESSAGE, max_bytes)
+        tbs = opened.tbs
+        check_keys(tbs, range(1, 11), what)
+        payload: list[tuple[str, bytes]] = []
+        for item in get_list(tbs, 4, "payload", what, MAX_PAYLOAD_OBJECTS):
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or not isinstance(item[1], bytes)
+            ):
+                raise VerificationError(Reason.MALFORMED, f"{what}: a payload object is not [schema, content]")
+            if len(item[0].encode("utf-8")) > MAX_SCHEMA_BYTES:
+                raise VerificationError(Reason.OVERSIZE, f"{what}: payload schema longer than {MAX_SCHEMA_BYTES}")
+            payload.append((item[0], item[1]))
+        return cls(
+            src=get_bytes(tbs, 1, "src", what, ID_BYTES),
+            namespace=get_bytes(tbs, 2, "namespace", what, ID_BYTES),
+            uri=get_text(tbs, 3, "uri", what, MAX_URI_TEXT_BYTES),
+            payload=tuple(payload),
+            origin_router=get_bytes(tbs, 5, "origin_router", what),
+            timestamp_ms=get_uint(tbs, 6, "ts_ms", what),
+            msg_id=get_bytes(tbs, 7, "msg_id", what, MSG_ID_BYTES),
+            proof_id=get_bytes(tbs, 8, "proof_id", what, ID_BYTES),
+            persist=get_bool(tbs, 9, "persist", what),
+            e2ee=get_map(tbs, 10, "e2ee", what) if 10 in tbs else None,
+            raw=raw,
+            opened=opened,
+        )
+
+    def verify(
+        self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = DEFAULT_MAX_AGE_S
+    ) -> None:
+        what = f"message from {format_id(self.src)}"
+        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source(what, self.src, source)
+        verify_signature(source.verify_key, self.opened, "its source")
+        if _derive_msg_id(self.opened.tbs) != self.msg_id:
+            raise VerificationError(Reason.ID_MISMATCH, f"{what}: msg_id is not derived from the signed content")
+        try:
+            parse_uri(self.uri)
+        except UriError as exc:
+            cells = self.uri.split("/")
+            reason = Reason.WILDCARD_URI if ("*" in cells or "+" in cells) else Reason.MALFORMED
+            raise VerificationError(reason, f"{what}: {exc}") from None
+
+    @property
+    def resource(self) -> Pattern:
+        return tuple(self.uri.split("/"))
+
+
+def sign_message(
+    source: EntitySecret,
+    *,
+    namespace: bytes,
+    uri: str,
+    payload: Sequence[tuple[str, bytes]],
+    proof_id: bytes,
+    now: float,
+    origin_router: bytes = b"",
+    persist: bool = False,
+    e2ee: dict[int, CborValue] | None = None,
+) -> Message:
+    """Sign a publish. A URI with ``*`` or ``+`` is refused: a message names one resource."""
+    parse_uri(uri)  # raises UriError, naming the wildcard segment
+    tbs: dict[int, CborValue] = {
+        1: source.id,
+        2: namespace,
+        3: uri,
+        4: [[schema, content] for schema, content in payload],
+        5: origin_router,
+        6: int(now * 1000),
+        8: proof_id,
+        9: persist,
+    }
+    if e2ee is not None:
+        tbs[10] = e2ee
+    tbs[7] = _derive_msg_id(tbs)
+    return Message.parse(seal_envelope(ObjectType.MESSAGE, tbs, source.signing_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    src: bytes
+    namespace: bytes
+    uri: str
+    sub_id: str
+    router_id: bytes
+    expiry_s: int
+    abs_expiry: int
+    timestamp_ms: int
+    nonce: bytes
+    proof_id: bytes
+    raw: bytes
+    opened: Opened
+
+    @classmethod
+    def parse(cls, data: bytes) -> Subscribe:
+        what = "subscribe"
+        raw = bytes(data)
+        opened = open_envelope(raw, ObjectType.SUBSCRIBE, MAX_REQUEST_BYTES)
+        tbs = opened.tbs
+        check_keys(tbs, range(1, 11), what)
+        return cls(
+            src=get_bytes(tbs, 1, "src", what, ID_BYTES),
+            namespace=get_bytes(tbs, 2, "namespace", what, ID_BYTES),
+            uri=get_text(tbs, 3, "uri", what, MAX_URI_TEXT_BYTES),
+            sub_id=get_text(tbs, 4, "sub_id", what, 128),
+            router_id=get_bytes(tbs, 5, "router_id", what),
+            expiry_s=get_uint(tbs, 6, "expiry_s", what),
+            abs_expiry=get_uint(tbs, 7, "abs_expiry", what),
+            timestamp_ms=get_uint(tbs, 8, "ts_ms", what),
+            nonce=get_bytes(tbs, 9, "nonce", what, NONCE_BYTES),
+            proof_id=get_bytes(tbs, 10, "proof_id", what, ID_BYTES),
+            raw=raw,
+            opened=opened,
+        )
+
+    def verify(self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = 300.0) -> None:
+        what = f"subscribe from {format_id(self.src)}"
+        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source(what, self.src, source)
+        verify_signature(source.verify_key, self.opened, "its source")
+        _pattern(what, self.uri)
+
+    @property
+    def resource(self) -> Pattern:
+        return tuple(self.uri.split("/"))
+
+
+def sign_subscribe(
+    source: EntitySecret,
+    *,
+    namespace: bytes,
+    uri: str,
+    sub_id: str,
+    router_id: bytes,
+    proof_id: bytes,
+    now: float,
+    expiry_s: int = 0,
+    abs_expiry: int = 0,
+) -> Subscribe:
+    parse_pattern(uri)
+    tbs: dict[int, CborValue] = {
+        1: source.id,
+        2: namespace,
+        3: uri,
+        4: sub_id,
+        5: router_id,
+        6: expiry_s,
+        7: abs_expiry,
+        8: int(now * 1000),
+        9: os.urandom(NONCE_BYTES),
+        10: proof_id,
+    }
+    return Subscribe.parse(seal_envelope(ObjectType.SUBSCRIBE, tbs, source.signing_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    src: bytes
+    namespace: bytes
+    uri: str
+    timestamp_ms: int
+    nonce: bytes
+    proof_id: bytes
+    raw: bytes
+    opened: Opened
+
+    @classmethod
+    def parse(cls, data: bytes) -> Query:
+        what = "query"
+        raw = bytes(data)
+        opened = open_envelope(raw, ObjectType.QUERY, MAX_REQUEST_BYTES)
+        tbs = opened.tbs
+        check_keys(tbs, range(1, 7), what)
+        return cls(
+            src=get_bytes(tbs, 1, "src", what, ID_BYTES),
+            namespace=get_bytes(tbs, 2, "namespace", what, ID_BYTES),
+            uri=get_text(tbs, 3, "uri", what, MAX_URI_TEXT_BYTES),
+            timestamp_ms=get_uint(tbs, 4, "ts_ms", what),
+            nonce=get_bytes(tbs, 5, "nonce", what, NONCE_BYTES),
+            proof_id=get_bytes(tbs, 6, "proof_id", what, ID_BYTES),
+            raw=raw,
+            opened=opened,
+        )
+
+    def verify(self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = 300.0) -> None:
+        what = f"query from {format_id(self.src)}"
+        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source(what, self.src, source)
+        verify_signature(source.verify_key, self.opened, "its source")
+        _pattern(what, self.uri)
+
+    @property
+    def resource(self) -> Pattern:
+        return tuple(self.uri.split("/"))
+
+
+def sign_query(source: EntitySecret, *, namespace: bytes, uri: str, proof_id: bytes, now: float) -> Query:
+    parse_pattern(uri)
+    tbs: dict[int, CborValue] = {
+        1: source.id,
+        2: namespace,
+        3: uri,
+        4: int(now * 1000),
+        5: os.urandom(NONCE_BYTES),
+        6: proof_id,
+    }
+    return Query.parse(seal_envelope(ObjectType.QUERY, tbs, source.signing_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    src: bytes
+    sub_id: str
+    timestamp_ms: int
+    nonce: bytes
+    raw: bytes
+    opened: Opened
+
+    @classmethod
+    def parse(cls, data: bytes) -> Unsubscribe:
+        what = "unsubscribe"
+        raw = bytes(data)
+        opened = open_envelope(raw, ObjectType.UNSUBSCRIBE, MAX_REQUEST_BYTES)
+        tbs = opened.tbs
+        check_keys(tbs, range(1, 5), what)
+        return cls(
+            src=get_bytes(tbs, 1, "src", what, ID_BYTES),
+            sub_id=get_text(tbs, 2, "sub_id", what, 128),
+            timestamp_ms=get_uint(tbs, 3, "ts_ms", what),
+            nonce=get_bytes(tbs, 4, "nonce", what, NONCE_BYTES),
+            raw=raw,
+            opened=opened,
+        )
+
+    def verify(self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = 300.0) -> None:
+        """The router must also check ``src`` owns ``sub_id`` (only the subscriber may unsubscribe)."""
+        what = f"unsubscribe from {format_id(self.src)}"
+        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source(what, self.src, source)
+        verify_signature(source.verify_key, self.opened, "its source")
+
+
+def sign_unsubscribe(source: EntitySecret, *, sub_id: str, now: float) -> Unsubscribe:
+    tbs: dict[int, CborValue] = {1: source.id, 2: sub_id, 3: int(now * 1000), 4: os.urandom(NONCE_BYTES)}
+    return Unsubscribe.parse(seal_envelope(ObjectType.UNSUBSCRIBE, tbs, source.signing_key))
+
+
+def _handshake_bytes(challenge: bytes, entity_id: bytes) -> bytes:
+    return domain(ObjectType.HANDSHAKE) + encode({1: challenge, 2: entity_id})
+
+
+def sign_handshake(secret: EntitySecret, challenge: bytes) -> bytes:
+    """Sign a router's challenge (or a channel transcript hash) as ``secret``; returns 64 bytes."""
+    return bytes(secret.signing_key.sign(_handshake_bytes(challenge, secret.id)).signature)
+
+
+def verify_handshake(entity: Entity, challenge: bytes, signature: bytes) -> None:
+    """Raise BAD_SIGNATURE unless ``signature`` is ``entity``'s answer to *this* ``challenge``."""
+    if len(signature) != 64:
+        raise VerificationError(Reason.MALFORMED, f"handshake signature is {len(signature)} bytes, not 64")
+    try:
+        entity.verify_key.verify(_handshake_bytes(challenge, entity.id), signature)
+    except BadSignatureError:
+        raise VerificationError(
+            Reason.BAD_SIGNATURE, f"handshake: signature is not {format_id(entity.id)}'s answer to this challenge"
+        ) from None
