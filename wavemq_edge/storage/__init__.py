@@ -1,0 +1,71 @@
+"""Storage: bounded ring-buffer queues, persisted messages and a dedup window on LMDB.
+
+See ``README.md`` in this directory for the model, the durability guarantee and the router-facing API.
+"""
+
+from __future__ import annotations
+
+from .backend import Backend, FlushBatch, LmdbQueueBackend, MemoryBackend
+from .dedup import DedupWindow
+from .errors import (
+    CorruptStoreError,
+    JournalError,
+    QueueExistsError,
+    StorageError,
+    StoreLockedError,
+    TooManyQueuesError,
+    UnexpectedFilesError,
+    UnknownQueueError,
+)
+from .journal import JournalReport, is_tmpfs
+from .lmdb_env import StorageFullError, StorageWriteError
+from .options import (
+    FLUSH_BYTES,
+    FLUSH_INTERVAL_S,
+    QUEUE_EXPIRY_S,
+    SUBSCRIPTION_LIMITS,
+    TRUNK_LIMITS,
+    DedupOptions,
+    QueueKind,
+    QueueLimits,
+    StoreOptions,
+    default_journal_dir,
+)
+from .queue_store import FlushOutcome, QueueExpired, QueueStore, StoreStats
+from .ring_queue import DropReason, QueueStats
+
+__all__ = [
+    "FLUSH_BYTES",
+    "FLUSH_INTERVAL_S",
+    "QUEUE_EXPIRY_S",
+    "SUBSCRIPTION_LIMITS",
+    "TRUNK_LIMITS",
+    "Backend",
+    "CorruptStoreError",
+    "DedupOptions",
+    "DedupWindow",
+    "DropReason",
+    "FlushBatch",
+    "FlushOutcome",
+    "JournalError",
+    "JournalReport",
+    "LmdbQueueBackend",
+    "MemoryBackend",
+    "QueueExistsError",
+    "QueueExpired",
+    "QueueKind",
+    "QueueLimits",
+    "QueueStats",
+    "QueueStore",
+    "StorageError",
+    "StorageFullError",
+    "StorageWriteError",
+    "StoreLockedError",
+    "StoreOptions",
+    "StoreStats",
+    "TooManyQueuesError",
+    "UnexpectedFilesError",
+    "UnknownQueueError",
+    "default_journal_dir",
+    "is_tmpfs",
+]

@@ -1,0 +1,176 @@
+"""The LMDB environment: directory checks, the single-process lock, open, and map growth.
+
+Opened with ``subdir``, ``sync=True``, ``metasync=True`` and without ``writemap``/``map_async``: a
+committed transaction is on the card, and a power cut during a commit leaves the previous one intact
+(LMDB's copy-on-write B+tree with two meta pages). ``writemap`` was measured at 1.8x device bytes and
+a file as large as the map (issue 4), so we keep the default ``malloc``-ed dirty pages.
+
+``MapFullError`` never escapes: ``write()`` aborts, doubles the map (up to ``max_map_size``) and retries;
+past the maximum it raises ``StorageFullError`` and the caller sheds backlog (counted). Resizing needs
+no transaction open in this process, so readers and the resize share ``lock`` (a ``threading.Lock``:
+the flush writer runs in a worker thread while the event loop reads).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import lmdb
+
+from .errors import CorruptStoreError, StorageError, StoreLockedError, UnexpectedFilesError
+
+__all__ = ["LOCK_FILE", "DurableEnv", "StorageFullError", "StorageWriteError"]
+
+log = logging.getLogger("wavemq_edge.storage")
+
+LOCK_FILE: Final = "wavemq-edge.lock"
+#: Files we expect in a data directory; anything else means the path is wrong or shared.
+_OWN_FILES: Final = frozenset({"data.mdb", "lock.mdb", LOCK_FILE, "lost+found"})
+_MAGIC_KEY: Final = b"magic"
+
+T = TypeVar("T")
+
+
+class StorageFullError(StorageError):
+    """The LMDB map cannot grow past ``max_map_size``; the store sheds the oldest backlog."""
+
+
+class StorageWriteError(StorageError):
+    """A durable write transaction failed (I/O error, disk full); nothing of it was committed."""
+
+
+class DurableEnv:
+    """One LMDB environment owned by this process, with our magic in the ``meta`` database."""
+
+    def __init__(self, path: str, magic: bytes, map_size: int, max_map_size: int, max_dbs: int) -> None:
+        self.path = path
+        self.magic = magic
+        self.max_map_size = max_map_size
+        self.lock = threading.Lock()
+        self.commits = 0
+        self.map_growths = 0
+        self._lock_fd = -1
+        self._check_dir()
+        self._acquire_lock()
+        try:
+            self.env = lmdb.open(
+                path,
+                map_size=map_size,
+                subdir=True,
+                max_dbs=max_dbs,
+                sync=True,
+                metasync=True,
+                writemap=False,
+                map_async=False,
+                readahead=False,  # the backlog can exceed RAM on a Pi: no speculative reads
+                meminit=False,
+                max_readers=64,
+            )
+        except lmdb.Error as e:
+            self._release_lock()
+            raise CorruptStoreError(f"cannot open LMDB store at {path!r}: {e}") from e
+        self.map_size = int(self.env.info()["map_size"])
+        try:
+            self.meta = self.env.open_db(b"meta", create=True)
+            self._check_magic()
+        except (lmdb.Error, StorageError):
+            self.env.close()
+            self._release_lock()
+            raise
+
+    def _check_dir(self) -> None:
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise UnexpectedFilesError(f"store path {self.path!r} exists and is not a directory")
+        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        names = set(os.listdir(self.path))
+        strange = sorted(names - _OWN_FILES)
+        if strange:
+            raise UnexpectedFilesError(
+                f"store directory {self.path!r} holds files that are not ours: {strange[:5]!r}; "
+                f"expected only {sorted(_OWN_FILES)!r} (wrong path, or two stores sharing a directory?)"
+            )
+        if "data.mdb" in names and os.path.getsize(os.path.join(self.path, "data.mdb")) == 0:
+            # LMDB itself would treat an empty data file as a new store; an empty file where a store
+            # was is truncation, so say so instead of silently starting empty.
+            raise CorruptStoreError(f"store file {os.path.join(self.path, 'data.mdb')!r} is empty (truncated?)")
+
+    def _acquire_lock(self) -> None:
+        lock_path = os.path.join(self.path, LOCK_FILE)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            raise StoreLockedError(f"store {self.path!r} is locked by another process ({lock_path})") from e
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _check_magic(self) -> None:
+        with self.env.begin(db=self.meta) as txn:
+            found = txn.get(_MAGIC_KEY)
+            empty = txn.stat(self.meta)["entries"] == 0
+        if found is None:
+            with self.env.begin() as txn:
+                main_entries = txn.stat()["entries"]
+            if not empty or main_entries > 1:
+                raise CorruptStoreError(f"LMDB store at {self.path!r} has no {self.magic!r} marker")
+            with self.env.begin(write=True, db=self.meta) as txn:
+                txn.put(_MAGIC_KEY, self.magic)
+            self.commits += 1
+        elif bytes(found) != self.magic:
+            raise CorruptStoreError(f"LMDB store at {self.path!r} is a {bytes(found)!r} store, expected {self.magic!r}")
+
+    def open_db(self, name: bytes, txn: Any = None, create: bool = True) -> Any:
+        return self.env.open_db(name, txn=txn, create=create)
+
+    def read(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(txn)`` in a read transaction (held under ``lock`` so a resize cannot race it)."""
+        with self.lock, self.env.begin(buffers=False) as txn:
+            return fn(txn)
+
+    def write(self, fn: Callable[[Any], None], on_abort: Callable[[], None] | None = None) -> None:
+        """Run ``fn(txn)`` in one write transaction committed with a full sync. On ``MapFullError``
+        the map doubles and ``fn`` runs again (it must be repeatable; ``on_abort`` resets state)."""
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    fn(txn)
+                self.commits += 1
+                return
+            except lmdb.MapFullError:
+                if on_abort is not None:
+                    on_abort()
+                if self.map_size >= self.max_map_size:
+                    raise StorageFullError(
+                        f"LMDB store {self.path!r} is full at map_size={self.map_size} "
+                        f"(max_map_size={self.max_map_size})"
+                    ) from None
+                new_size = min(self.map_size * 2, self.max_map_size)
+                with self.lock:
+                    self.env.set_mapsize(new_size)
+                log.warning("event=map_grown path=%s from=%d to=%d", self.path, self.map_size, new_size)
+                self.map_size = new_size
+                self.map_growths += 1
+            except lmdb.Error as e:
+                if on_abort is not None:
+                    on_abort()
+                raise StorageWriteError(f"write transaction on {self.path!r} failed: {e}") from e
+
+    def disk_bytes(self) -> int:
+        try:
+            return os.path.getsize(os.path.join(self.path, "data.mdb"))
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        self.env.close()
+        self._release_lock()

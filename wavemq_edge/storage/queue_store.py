@@ -1,0 +1,686 @@
+"""The queue store: many bounded FIFO queues in one LMDB environment, flushed in batches.
+
+Theory of operation
+-------------------
+Every queue is a ``RingQueue`` (pure bookkeeping). An accepted change (create, append, ack, drop,
+touch, remove, dedup id) is applied in memory and appended to the tmpfs ``Journal`` before the call
+returns; nothing touches flash. A *flush* turns the difference between the durable state and the
+memory state into one ``FlushBatch`` and commits it in one synced LMDB write transaction:
+
+1. ``prepare_flush(now)`` (event-loop thread, pure): rotates the journal to a new segment and snapshots
+   the delta: new items still live, durable keys now acked or dropped, changed headers, removed queues,
+   dedup ids. Items appended *and* acked since the last flush appear nowhere: zero flash bytes.
+2. ``write_flush(batch)`` (blocking: run it in a worker thread): one write transaction + fsync. The
+   loop keeps appending, peeking and acking meanwhile; all of that goes to the new journal segment.
+3. ``complete_flush(batch, outcome, now)`` (loop thread): on success the durable ranges move, the
+   written payloads leave RAM, and the journal segments the batch covers are deleted. On failure the
+   delta stays pending for the next attempt (with backoff); if the map is full past ``max_map_size``
+   the oldest backlog is shed with reason ``storage-full``.
+
+Recovery (``open``): load headers and item sizes/times from LMDB (payloads stay on disk), then replay
+the journal segments newer than the generation the last commit covered. After a reboot tmpfs is empty
+(or the boot id differs), so the durable state alone is used.
+
+Clocks: every ``now`` is the caller's monotonic clock (``loop.time()``). Persisted times are wall-clock
+(``now + (wall_time - now_at_open)``), since the monotonic clock restarts at boot; loaded times in the
+future (a Pi without RTC booting with an old clock) are clamped to ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+import cbor2
+
+from .backend import Backend, FlushBatch, LmdbQueueBackend
+from .dedup import DedupWindow
+from .errors import (
+    CorruptStoreError,
+    QueueExistsError,
+    StorageError,
+    TooManyQueuesError,
+    UnknownQueueError,
+)
+from .flush_scheduler import FlushScheduler
+from .journal import Journal, JournalReport, is_tmpfs
+from .lmdb_env import StorageFullError
+from .options import QueueKind, QueueLimits, StoreOptions, default_journal_dir
+from .ring_queue import ACK, DropReason, QueueStats, RingQueue
+
+__all__ = ["FlushOutcome", "QueueExpired", "QueueStore", "StoreStats"]
+
+log = logging.getLogger("wavemq_edge.storage")
+
+# Journal record types (first byte of a record body).
+_REC_CREATE: Final = 1
+_REC_APPEND: Final = 2
+_REC_HEAD: Final = 3
+_REC_TOUCH: Final = 4
+_REC_REMOVE: Final = 5
+_REC_DEDUP: Final = 6
+_APPEND: Final = struct.Struct("<BQQd")
+_HEAD: Final = struct.Struct("<BQQB")
+_TOUCH: Final = struct.Struct("<BQd")
+_REMOVE: Final = struct.Struct("<BQ")
+_DEDUP: Final = struct.Struct("<Bd")
+#: Fraction of a queue's items shed when the map cannot grow any more (reason ``storage-full``).
+_STORAGE_FULL_SHED_FRACTION: Final = 4
+
+
+class FlushOutcome(Enum):
+    OK = "ok"
+    FAILED = "failed"
+    STORAGE_FULL = "storage-full"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueExpired:
+    """``handle_timer`` removed a subscription queue nobody consumed for ``expiry_s``."""
+
+    queue_id: str
+    idle_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    queues: int
+    items: int
+    bytes: int
+    unflushed_items: int
+    unflushed_bytes: int
+    flushes: int
+    empty_flushes: int
+    failed_flushes: int
+    commits: int
+    items_written: int
+    bytes_written: int
+    journal_enabled: bool
+    journal_ok: bool
+    journal_on_tmpfs: bool | None
+    journal_dir: str | None
+    recovered_records: int
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+class QueueStore:
+    """See the module docstring. Not thread-safe except ``write_flush``, which may run in one worker
+    thread concurrently with every other method (but not ``close``)."""
+
+    def __init__(self, backend: Backend, options: StoreOptions, now: float, wall_time: float) -> None:
+        self.options = options
+        self._backend = backend
+        self._offset = wall_time - now
+        self._queues: dict[str, RingQueue] = {}
+        self._by_inc: dict[int, RingQueue] = {}
+        self._removed_incs: list[int] = []
+        self._removed_headers: set[str] = set()
+        self._next_inc = 1
+        self._covered_gen = 0
+        self._dirty = False
+        self._in_flight: FlushBatch | None = None
+        self._batch_dedup_puts: list[tuple[bytes, float]] = []
+        self._scheduler = FlushScheduler(options.flush_interval_s, options.flush_bytes, options.journal_max_bytes, now)
+        self.dedup = _JournaledDedup(self)
+        self.flushes = 0
+        self.empty_flushes = 0
+        self.failed_flushes = 0
+        self.items_written = 0
+        self.bytes_written = 0
+        self.journal_report = JournalReport()
+        self._journal: Journal | None = None
+        self.journal_on_tmpfs: bool | None = None
+        self._closed = False
+        self._pending_bytes_total = 0
+        self._recover(now)
+        self._pending_bytes_total = sum(q.pending_bytes for q in self._queues.values())
+
+    # ----------------------------------------------------------------- open / recovery
+
+    @classmethod
+    def open(cls, options: StoreOptions, now: float, wall_time: float, backend: Backend | None = None) -> QueueStore:
+        """Open (or create) the store at ``options.path``; ``wall_time`` is ``time.time()``."""
+        if backend is None:
+            backend = LmdbQueueBackend(options.path, options.map_size, options.max_map_size, options.max_queues)
+        try:
+            return cls(backend, options, now, wall_time)
+        except BaseException:
+            backend.close()
+            raise
+
+    def _from_wall(self, wall: float, now: float) -> float:
+        t = wall - self._offset
+        return t if t < now else now
+
+    def _wall(self, now: float) -> float:
+        return now + self._offset
+
+    def _recover(self, now: float) -> None:
+        loaded = self._backend.load(os.urandom(16))
+        self.store_id = loaded.store_id
+        self._covered_gen = loaded.covered_gen
+        self._next_inc = loaded.next_incarnation
+        for raw in loaded.headers:
+            self._load_queue(raw, now)
+        self._removed_incs = [inc for inc in loaded.orphans if inc not in self._by_inc]
+        for msg_id, wall in loaded.dedup:
+            self.dedup.window.load(msg_id, self._from_wall(wall, now), durable=True)
+        journal_dir = self.options.journal_dir
+        if journal_dir is None:
+            journal_dir = default_journal_dir()
+        if journal_dir:
+            self.journal_on_tmpfs = is_tmpfs(journal_dir) if os.path.isdir(journal_dir) else None
+            journal = Journal(os.path.join(journal_dir, self.store_id.hex()), "q", self.store_id)
+            self.journal_on_tmpfs = is_tmpfs(journal.directory)
+            if self.journal_on_tmpfs is False:
+                log.warning(
+                    "event=journal_not_tmpfs dir=%s (journal writes will reach the disk; "
+                    "set the journal dir to a tmpfs such as $RUNTIME_DIRECTORY)",
+                    journal.directory,
+                )
+            for body in journal.recover(self._covered_gen, self.journal_report):
+                if not self._replay(body, now):
+                    break
+            journal.open_next()
+            self._journal = journal
+            if self.journal_report.records:
+                self._dirty = True
+                log.info(
+                    "event=journal_replayed store=%s records=%d segments=%d",
+                    self.options.path,
+                    self.journal_report.records,
+                    self.journal_report.segments,
+                )
+
+    def _load_queue(self, raw: bytes, now: float) -> None:
+        try:
+            h = cbor2.loads(raw)
+            limits = QueueLimits(int(h["ml"]), int(h["mb"]), float(h["exp"]))
+            q = RingQueue(str(h["id"]), QueueKind(h["kind"]), limits, int(h["inc"]), self._from_wall(h["created"], now))
+            next_seq = int(h["next"])
+            drops = [int(x) for x in h["drops"]]
+            active = self._from_wall(float(h["active"]), now)
+        except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as e:
+            raise CorruptStoreError(f"store {self.options.path!r}: unreadable queue header: {e}") from e
+        first = True
+        for seq, size, wall in self._backend.iter_items(q.incarnation):
+            if first:
+                q.reset_empty(seq)
+                first = False
+            q.restore(seq, size, self._from_wall(wall, now))
+        if first:
+            q.reset_empty(max(next_seq, 1))
+        q.drops = (drops + [0] * 6)[:6]
+        q.last_active = q.persisted_last_active = active
+        q.header_dirty = False
+        self._queues[q.queue_id] = q
+        self._by_inc[q.incarnation] = q
+
+    def _replay(self, body: bytes, now: float) -> bool:
+        """Apply one journal record; ``False`` stops replay (a record that does not fit means the
+        journal and the durable store disagree; what was applied so far is kept)."""
+        kind = body[0]
+        if kind == _REC_APPEND:
+            _t, inc, seq, wall = _APPEND.unpack_from(body, 0)
+            q = self._by_inc.get(inc)
+            if q is None:
+                return self._replay_mismatch("append to unknown queue", inc)
+            if seq < q.tail:
+                return True
+            if seq != q.tail:
+                return self._replay_mismatch(f"append seq {seq} but tail {q.tail}", inc)
+            q.append(body[_APPEND.size :], self._from_wall(wall, now))
+        elif kind == _REC_HEAD:
+            _t, inc, new_head, reason = _HEAD.unpack_from(body, 0)
+            q = self._by_inc.get(inc)
+            if q is None:
+                return self._replay_mismatch("head of unknown queue", inc)
+            q.advance_head(new_head, reason)
+        elif kind == _REC_TOUCH:
+            _t, inc, wall = _TOUCH.unpack_from(body, 0)
+            q = self._by_inc.get(inc)
+            if q is not None:
+                q.touch(self._from_wall(wall, now), self.options.touch_persist_granularity_s)
+        elif kind == _REC_CREATE:
+            h = cbor2.loads(body[1:])
+            if int(h["inc"]) in self._by_inc:
+                return True
+            limits = QueueLimits(int(h["ml"]), int(h["mb"]), float(h["exp"]))
+            old = self._queues.get(str(h["id"]))
+            if old is not None:
+                self._forget_queue(old)
+            q = RingQueue(str(h["id"]), QueueKind(h["kind"]), limits, int(h["inc"]), self._from_wall(h["created"], now))
+            self._queues[q.queue_id] = q
+            self._by_inc[q.incarnation] = q
+            self._next_inc = max(self._next_inc, q.incarnation + 1)
+        elif kind == _REC_REMOVE:
+            _t, inc = _REMOVE.unpack_from(body, 0)
+            q = self._by_inc.get(inc)
+            if q is not None:
+                self._forget_queue(q)
+        elif kind == _REC_DEDUP:
+            _t, wall = _DEDUP.unpack_from(body, 0)
+            self.dedup.window.load(body[_DEDUP.size :], self._from_wall(wall, now), durable=False)
+        else:
+            return self._replay_mismatch(f"unknown record type {kind}", 0)
+        return True
+
+    def _replay_mismatch(self, what: str, inc: int) -> bool:
+        log.error("event=journal_mismatch store=%s detail=%r incarnation=%d", self.options.path, what, inc)
+        self.journal_report.corrupt.append(f"replay stopped: {what} (incarnation {inc})")
+        return False
+
+    # ----------------------------------------------------------------- journal helpers
+
+    def _log(self, *bodies: bytes) -> None:
+        self._dirty = True
+        journal = self._journal
+        if journal is not None and not journal.broken:
+            journal.write_many(bodies)
+
+    def _queue(self, queue_id: str) -> RingQueue:
+        q = self._queues.get(queue_id)
+        if q is None:
+            raise UnknownQueueError(f"queue {queue_id!r} is not open in store {self.options.path!r}")
+        return q
+
+    def _forget_queue(self, q: RingQueue) -> None:
+        del self._queues[q.queue_id]
+        del self._by_inc[q.incarnation]
+        self._removed_incs.append(q.incarnation)
+        self._removed_headers.add(q.queue_id)
+
+    # ----------------------------------------------------------------- queue API
+
+    def create_queue(
+        self, queue_id: str, kind: QueueKind, limits: QueueLimits, now: float, exist_ok: bool = True
+    ) -> QueueStats:
+        """Create a queue, or return the existing one's stats (its limits stay those it was created
+        with, as in the original; remove and re-create to change them)."""
+        q = self._queues.get(queue_id)
+        if q is not None:
+            if not exist_ok:
+                raise QueueExistsError(f"queue {queue_id!r} already exists in store {self.options.path!r}")
+            return q.stats()
+        open_dbs = len(self._queues) + len(self._removed_incs)
+        if open_dbs >= self.options.max_queues:
+            raise TooManyQueuesError(
+                f"store {self.options.path!r}: cannot create queue {queue_id!r}: {len(self._queues)} queues "
+                f"(+{len(self._removed_incs)} removed, not yet flushed) reach max_queues={self.options.max_queues}"
+            )
+        kind = QueueKind(kind)
+        inc = self._next_inc
+        self._next_inc += 1
+        q = RingQueue(queue_id, kind, limits, inc, now)
+        header = self._header(q)
+        self._log(bytes([_REC_CREATE]) + header)
+        self._queues[queue_id] = q
+        self._by_inc[inc] = q
+        return q.stats()
+
+    def _header(self, q: RingQueue) -> bytes:
+        return bytes(
+            cbor2.dumps(
+                {
+                    "id": q.queue_id,
+                    "kind": q.kind.value,
+                    "ml": q.limits.max_length,
+                    "mb": q.limits.max_bytes,
+                    "exp": q.limits.expiry_s,
+                    "inc": q.incarnation,
+                    "created": self._wall(q.created),
+                    "active": self._wall(q.last_active),
+                    "next": q.tail,
+                    "drops": list(q.drops),
+                }
+            )
+        )
+
+    def has_queue(self, queue_id: str) -> bool:
+        return queue_id in self._queues
+
+    def queue_ids(self) -> list[str]:
+        return list(self._queues)
+
+    def append(self, queue_id: str, item: bytes, now: float) -> int:
+        """Accept ``item`` at the tail (dropping the oldest at a bound, counted); returns its sequence.
+        When this returns, the item survives a process crash (journal) and, after the next flush, a
+        power cut."""
+        q = self._queue(queue_id)
+        n, reason = q.overflow_drops(len(item))
+        seq = q.tail
+        rec = _APPEND.pack(_REC_APPEND, q.incarnation, seq, now + self._offset) + item
+        before = q.pending_bytes
+        if n:
+            self._log(_HEAD.pack(_REC_HEAD, q.incarnation, q.head + n, reason), rec)
+            q.advance_head(q.head + n, reason)
+        else:
+            self._log(rec)
+        q.append(item, now)
+        self._pending_delta(q.pending_bytes - before)
+        return seq
+
+    def _pending_delta(self, delta: int) -> None:
+        self._pending_bytes_total += delta
+
+    def peek(self, queue_id: str, after_seq: int, max_items: int) -> list[tuple[int, bytes]]:
+        """Up to ``max_items`` live items with sequence > ``after_seq``, oldest first. Payloads not yet
+        flushed come from RAM, older ones from LMDB (a read transaction; no write)."""
+        q = self._queue(queue_id)
+        start = max(after_seq + 1, q.head)
+        if max_items <= 0 or start >= q.tail:
+            return []
+        boundary = max(q.head, q.disk_tail)
+        out: list[tuple[int, bytes]] = []
+        if start < boundary:
+            stop = min(boundary, start + max_items)
+            out = self._backend.read_items(q.incarnation, start, stop, max_items)
+            if len(out) != stop - start:
+                raise CorruptStoreError(
+                    f"store {self.options.path!r}: queue {queue_id!r} items {start}..{stop - 1} should be "
+                    f"durable but {stop - start - len(out)} are missing"
+                )
+            start = stop
+        pending = q.pending
+        seq = start
+        while seq < q.tail and len(out) < max_items:
+            out.append((seq, pending[seq]))
+            seq += 1
+        return out
+
+    def ack(self, queue_id: str, upto_seq: int, now: float | None = None) -> int:
+        """Remove every item with sequence <= ``upto_seq``; returns how many. With ``now`` it also
+        counts as consumer activity (``touch``)."""
+        q = self._queue(queue_id)
+        if now is not None:
+            self.touch(queue_id, now)
+        new_head = min(upto_seq + 1, q.tail)
+        if new_head <= q.head:
+            return 0
+        self._log(_HEAD.pack(_REC_HEAD, q.incarnation, new_head, ACK))
+        before = q.pending_bytes
+        n = q.advance_head(new_head, ACK)
+        self._pending_delta(q.pending_bytes - before)
+        return n
+
+    def touch(self, queue_id: str, now: float) -> None:
+        """Consumer activity: postpones idle expiry of a subscription queue by ``expiry_s``."""
+        q = self._queue(queue_id)
+        if now > q.last_active:
+            self._log(_TOUCH.pack(_REC_TOUCH, q.incarnation, now + self._offset))
+            q.touch(now, self.options.touch_persist_granularity_s)
+
+    def shed_oldest(
+        self,
+        queue_id: str,
+        max_items: int | None = None,
+        max_bytes: int | None = None,
+        reason: DropReason = DropReason.BUDGET,
+    ) -> int:
+        """Drop the oldest items (at most ``max_items``, or until ``max_bytes`` are freed), counted
+        under ``reason``; returns how many were dropped."""
+        if max_items is None and max_bytes is None:
+            raise ValueError("shed_oldest needs max_items or max_bytes")
+        q = self._queue(queue_id)
+        return self._drop_to(q, q.oldest_bytes_upto(max_items, max_bytes), reason)
+
+    def _drop_to(self, q: RingQueue, new_head: int, reason: int) -> int:
+        if new_head <= q.head:
+            return 0
+        self._log(_HEAD.pack(_REC_HEAD, q.incarnation, new_head, reason))
+        before = q.pending_bytes
+        n = q.advance_head(new_head, reason)
+        self._pending_delta(q.pending_bytes - before)
+        return n
+
+    def remove_queue(self, queue_id: str) -> None:
+        q = self._queue(queue_id)
+        self._log(_REMOVE.pack(_REC_REMOVE, q.incarnation))
+        self._pending_delta(-q.pending_bytes)
+        self._forget_queue(q)
+
+    def stats(self, queue_id: str) -> QueueStats:
+        return self._queue(queue_id).stats()
+
+    def store_stats(self) -> StoreStats:
+        drops = {reason.label: 0 for reason in DropReason}
+        items = total = unflushed = unflushed_bytes = 0
+        for q in self._queues.values():
+            items += q.depth
+            total += q.bytes
+            unflushed += len(q.pending)
+            unflushed_bytes += q.pending_bytes
+            for reason in DropReason:
+                drops[reason.label] += q.drops[reason]
+        journal = self._journal
+        return StoreStats(
+            queues=len(self._queues),
+            items=items,
+            bytes=total,
+            unflushed_items=unflushed,
+            unflushed_bytes=unflushed_bytes,
+            flushes=self.flushes,
+            empty_flushes=self.empty_flushes,
+            failed_flushes=self.failed_flushes,
+            commits=self._backend.commits,
+            items_written=self.items_written,
+            bytes_written=self.bytes_written,
+            journal_enabled=journal is not None,
+            journal_ok=journal is not None and not journal.broken,
+            journal_on_tmpfs=self.journal_on_tmpfs,
+            journal_dir=journal.directory if journal is not None else None,
+            recovered_records=self.journal_report.records,
+            drops=drops,
+        )
+
+    # ----------------------------------------------------------------- timers
+
+    def handle_timer(self, now: float) -> list[QueueExpired]:
+        """Drop aged items (``expired``) and remove idle subscription queues; returns the removals so
+        the router can drop their subscriptions. Flushing is separate (``prepare_flush``)."""
+        removed: list[QueueExpired] = []
+        for q in list(self._queues.values()):
+            if q.is_idle_expired(now):
+                removed.append(QueueExpired(q.queue_id, now - q.last_active))
+                log.info("event=queue_expired queue=%s idle_s=%.0f depth=%d", q.queue_id, now - q.last_active, q.depth)
+                self.remove_queue(q.queue_id)
+                continue
+            self._drop_to(q, q.expired_upto(now), DropReason.EXPIRED)
+        self.dedup.window.expire(now)
+        return removed
+
+    def next_expiry_deadline(self) -> float | None:
+        best: float | None = None
+        for q in self._queues.values():
+            d = q.next_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def next_flush_deadline(self) -> float | None:
+        journal = self._journal
+        return self._scheduler.next_deadline(
+            self._dirty or bool(self._removed_incs) or self.dedup.window.dirty,
+            self._pending_bytes_total,
+            journal.segment_bytes if journal is not None else 0,
+            journal is not None and journal.broken,
+        )
+
+    def next_deadline(self) -> float | None:
+        """The earliest of ``next_flush_deadline`` and ``next_expiry_deadline``."""
+        a = self.next_flush_deadline()
+        b = self.next_expiry_deadline()
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a if a < b else b
+
+    def flush_due(self, now: float) -> bool:
+        d = self.next_flush_deadline()
+        return d is not None and d <= now
+
+    # ----------------------------------------------------------------- flush
+
+    def prepare_flush(self, now: float) -> FlushBatch | None:
+        """Snapshot the durable delta (loop thread; no I/O except rotating the tmpfs journal).
+        Returns ``None`` while another flush is in flight."""
+        if self._in_flight is not None:
+            return None
+        journal = self._journal
+        covers = journal.open_next() if journal is not None else self._covered_gen
+        batch = FlushBatch(covers_gen=covers, next_incarnation=self._next_inc)
+        batch.drop_incarnations = list(self._removed_incs)
+        batch.headers = [(qid, None) for qid in sorted(self._removed_headers) if qid not in self._queues]
+        for q in self._queues.values():
+            if q.header_dirty:
+                batch.headers.append((q.queue_id, self._header(q)))
+                q.header_dirty = False
+                q.persisted_last_active = q.last_active
+            if q.pending or q.disk_head < min(q.head, q.disk_tail):
+                entry = q.plan_flush()
+                batch.entries.append(entry)
+                batch.item_count += len(entry.items)
+                for _seq, _when, item in entry.items:
+                    batch.item_bytes += len(item)
+        # Enqueue times travel to disk as wall-clock seconds.
+        offset = self._offset
+        for entry in batch.entries:
+            entry.items[:] = [(seq, when + offset, item) for seq, when, item in entry.items]
+        puts, deletes = self.dedup.window.take_delta()
+        batch.dedup_put = [(msg_id, when + offset) for msg_id, when in puts]
+        batch.dedup_delete = deletes
+        self._batch_dedup_puts = puts
+        batch.empty = not (
+            batch.drop_incarnations
+            or batch.headers
+            or batch.dedup_put
+            or batch.dedup_delete
+            or any(e.items or e.delete_to > e.delete_from for e in batch.entries)
+        )
+        self._dirty = False
+        self._in_flight = batch
+        self._scheduler.started()
+        return batch
+
+    def write_flush(self, batch: FlushBatch) -> FlushOutcome:
+        """Commit ``batch`` in one synced transaction. Blocking; safe in a worker thread while the loop
+        thread keeps using the store. An empty batch costs no transaction and no flash write."""
+        if batch.empty:
+            return FlushOutcome.OK
+        try:
+            self._backend.commit(batch)
+        except StorageFullError as e:
+            log.error("event=flush_failed reason=storage_full detail=%r", str(e))
+            return FlushOutcome.STORAGE_FULL
+        except StorageError as e:
+            log.error("event=flush_failed reason=write_error detail=%r", str(e))
+            return FlushOutcome.FAILED
+        return FlushOutcome.OK
+
+    def complete_flush(self, batch: FlushBatch, outcome: FlushOutcome, now: float) -> None:
+        """Apply the outcome of ``write_flush`` (loop thread)."""
+        if batch is not self._in_flight:
+            raise StorageError("complete_flush called with a batch that is not the one in flight")
+        self._in_flight = None
+        puts = self._batch_dedup_puts
+        self._batch_dedup_puts = []
+        if outcome is FlushOutcome.OK:
+            for entry in batch.entries:
+                q = self._by_inc.get(entry.incarnation)
+                if q is not None:
+                    before = q.pending_bytes
+                    q.complete_flush(entry)
+                    self._pending_delta(q.pending_bytes - before)
+            dropped = set(batch.drop_incarnations)
+            self._removed_incs = [inc for inc in self._removed_incs if inc not in dropped]
+            for qid, header in batch.headers:
+                if header is None:
+                    self._removed_headers.discard(qid)
+            self._removed_headers -= set(self._queues)
+            self._covered_gen = batch.covers_gen
+            if self._journal is not None:
+                self._journal.drop_upto(batch.covers_gen)
+            self.dedup.window.delta_committed(puts)
+            self.flushes += 1
+            if batch.empty:
+                self.empty_flushes += 1
+            self.items_written += batch.item_count
+            self.bytes_written += batch.item_bytes
+            self._scheduler.completed(now, ok=True)
+            return
+        self.failed_flushes += 1
+        self._dirty = True
+        for qid, header in batch.headers:
+            q = self._queues.get(qid)
+            if header is not None and q is not None:
+                q.header_dirty = True
+        self.dedup.window.delta_failed(puts, batch.dedup_delete)
+        self._scheduler.completed(now, ok=False)
+        if outcome is FlushOutcome.STORAGE_FULL:
+            self._shed_for_space()
+
+    def _shed_for_space(self) -> None:
+        """The map cannot grow: drop the oldest quarter of the largest queue (counted)."""
+        if not self._queues:
+            return
+        q = max(self._queues.values(), key=lambda x: x.bytes)
+        n = max(1, q.depth // _STORAGE_FULL_SHED_FRACTION)
+        dropped = self._drop_to(q, q.head + n, DropReason.STORAGE_FULL)
+        log.error("event=storage_full_shed queue=%s dropped=%d", q.queue_id, dropped)
+
+    def flush(self, now: float) -> FlushOutcome:
+        """prepare + write + complete on the calling thread (tests, shutdown, simple callers)."""
+        batch = self.prepare_flush(now)
+        if batch is None:
+            raise StorageError("flush called while another flush is in flight")
+        outcome = self.write_flush(batch)
+        self.complete_flush(batch, outcome, now)
+        return outcome
+
+    def close(self, now: float) -> FlushOutcome:
+        """Final flush, then close. After a successful final flush the journal is deleted (nothing to
+        replay); after a failed one it is kept, so a process restart still recovers."""
+        if self._closed:
+            return FlushOutcome.OK
+        if self._in_flight is not None:
+            raise StorageError("close called while a flush is in flight; complete it first")
+        self._dirty = True
+        for q in self._queues.values():
+            q.header_dirty = True  # record next seq and last activity for the restart
+        outcome = self.flush(now)
+        if self._journal is not None:
+            self._journal.close(remove_all=outcome is FlushOutcome.OK)
+        self._backend.close()
+        self._closed = True
+        return outcome
+
+    def abandon(self) -> None:
+        """Close without flushing, as a crash would (tests)."""
+        if self._journal is not None:
+            self._journal.close(remove_all=False)
+        self._backend.close()
+        self._closed = True
+
+
+class _JournaledDedup:
+    """``DedupWindow`` whose additions are journaled with the store's other changes."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self._store = store
+        self.window = DedupWindow(store.options.dedup)
+
+    def seen_or_add(self, msg_id: bytes, now: float) -> bool:
+        """``True`` if ``msg_id`` is a duplicate within the window; otherwise remember it."""
+        if self.window.seen_or_add(msg_id, now):
+            return True
+        store = self._store
+        store._log(_DEDUP.pack(_REC_DEDUP, now + store._offset) + msg_id)
+        return False
+
+    def __len__(self) -> int:
+        return len(self.window)
