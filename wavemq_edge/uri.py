@@ -124,7 +124,7 @@ def _star_index(pattern: Pattern) -> int:
 
 
 def _seg_match(pattern_segment: str, uri_segment: str) -> bool:
-    return pattern_segment == PLUS or pattern_segment == uri_segment
+    return pattern_segment in (PLUS, uri_segment)
 
 
 def matches(pattern: Pattern, uri: Pattern) -> bool:
@@ -133,10 +133,7 @@ def matches(pattern: Pattern, uri: Pattern) -> bool:
     if star < 0:
         if len(pattern) != len(uri):
             return False
-        for p, u in zip(pattern, uri):
-            if p != PLUS and p != u:
-                return False
-        return True
+        return all(not (p != PLUS and p != u) for p, u in zip(pattern, uri, strict=False))
     suffix_len = len(pattern) - star - 1
     if len(uri) < star + suffix_len:
         return False
@@ -144,10 +141,7 @@ def matches(pattern: Pattern, uri: Pattern) -> bool:
         if not _seg_match(pattern[i], uri[i]):
             return False
     offset = len(uri) - suffix_len
-    for j in range(suffix_len):
-        if not _seg_match(pattern[star + 1 + j], uri[offset + j]):
-            return False
-    return True
+    return all(_seg_match(pattern[star + 1 + j], uri[offset + j]) for j in range(suffix_len))
 
 
 def _seg_intersect(a: str, b: str) -> str | None:
@@ -163,7 +157,7 @@ def _seg_intersect(a: str, b: str) -> str | None:
 
 def _zip_intersect(a: Pattern, b: Pattern) -> list[str] | None:
     out: list[str] = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         s = _seg_intersect(x, y)
         if s is None:
             return None
@@ -213,7 +207,7 @@ def intersect(a: Pattern, b: Pattern) -> Pattern | None:
     if tail is None:
         return None
     extra = xa[: len(xa) - m] if len(xa) > m else xb[: len(xb) - m]
-    return tuple(head + [STAR] + list(extra) + tail)
+    return tuple([*head, STAR, *list(extra), *tail])
 
 
 def covers(granted: Pattern, required: Pattern) -> bool:
