@@ -45,7 +45,7 @@ __all__ = [
 class SecretFile:
     """An entity secret file not yet decrypted: its public entity is readable without a passphrase."""
 
-    __slots__ = ("data", "entity", "encrypted")
+    __slots__ = ("data", "encrypted", "entity")
 
     def __init__(self, data: bytes) -> None:
         opened = open_envelope(data, ObjectType.ENTITY_SECRET, MAX_SECRET_BYTES)
@@ -58,7 +58,7 @@ class SecretFile:
         return EntitySecret.from_bytes(self.data, passphrase)
 
 
-LoadedObject = Union[Entity, SecretFile, Attestation, Proof, Revocation]
+LoadedObject = Union[Entity, SecretFile, Attestation, Proof, Revocation]  # noqa: UP007 (runtime alias, py3.10)
 
 _TYPE_BY_LABEL: Final = {
     LABEL_ENTITY: ObjectType.ENTITY,

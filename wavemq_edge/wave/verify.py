@@ -62,6 +62,8 @@ class ProofResult:
     not_before: int
     #: Revocation commitments and entity IDs this result depends on: revealing any one invalidates it.
     depends: frozenset[bytes]
+    #: Further re-delegations the chains still allow (WAVE's "Indirections"; min over paths).
+    indirections: int = 0
 
     def require(self, subject: bytes, namespace: bytes, pset: bytes, permission: str, resource: Pattern) -> None:
         """Raise unless this proof grants ``subject`` ``permission`` of ``pset`` on ``namespace/resource``."""
@@ -215,6 +217,7 @@ def verify_proof(
 
     # 7. fold each path, then union
     policies: list[tuple[Statement, ...]] = []
+    indirections = 255
     for p, path in enumerate(proof.paths):
         policy = attestations[path[0]].statements
         ttl = attestations[path[0]].ttl
@@ -228,6 +231,7 @@ def verify_proof(
                 )
             policy = fold(policy, att.statements)
         policies.append(policy)
+        indirections = min(indirections, ttl)
     return ProofResult(
         proof_id=proof.id,
         subject=proof.subject_id,
@@ -236,4 +240,5 @@ def verify_proof(
         expiry=expiry,
         not_before=latest_start,
         depends=frozenset(depends),
+        indirections=indirections,
     )
