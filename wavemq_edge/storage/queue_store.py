@@ -628,7 +628,7 @@ class QueueStore:
         """The map cannot grow: drop the oldest quarter of the largest queue (counted)."""
         if not self._queues:
             return
-        q = max(self._queues.values(), key=lambda x: x.bytes)
+        q = max(self._queues.values(), key=lambda x: (x.bytes, x.queue_id))
         n = max(1, q.depth // _STORAGE_FULL_SHED_FRACTION)
         dropped = self._drop_to(q, q.head + n, DropReason.STORAGE_FULL)
         log.error("event=storage_full_shed queue=%s dropped=%d", q.queue_id, dropped)
