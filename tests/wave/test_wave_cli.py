@@ -19,7 +19,8 @@ WV = Path(sys.executable).parent / "wv"
 SEED = [
     "wv mke -o namespace.ent --expiry 1y",
     "wv mke -o service.ent --expiry 1y",
-    'wv rtgrant --attester namespace.ent --subject service.ent --expiry 1y "wavemq:subscribe,publish,query@namespace.ent/*"',
+    "wv rtgrant --attester namespace.ent --subject service.ent --expiry 1y"
+    ' "wavemq:subscribe,publish,query@namespace.ent/*"',
     'wv rtgrant --attester namespace.ent --subject service.ent --expiry 1y "wave:decrypt@namespace.ent/*"',
     "wv mke -o router.ent --expiry 1y",
     'wv rtgrant --attester namespace.ent --subject router.ent --expiry 1y "wavemq:route@namespace.ent/*"',
@@ -70,13 +71,14 @@ def test_seed_sequence_verbatim(tmp_path: Path) -> None:
     assert "Required policy: granted" in ok.stdout
 
     # ... and refuses a proof whose grant is narrower than the resource required.
+    assert run(tmp_path, env, "mke", "-o", "sensor.ent", "--expiry", "1d").returncode == 0
     grant = run(
-        tmp_path, env, "rtgrant", "--attester", "namespace.ent", "--subject", "service.ent", "--expiry", "1d",
+        tmp_path, env, "rtgrant", "--attester", "namespace.ent", "--subject", "sensor.ent", "--expiry", "1d",
         "-o", "narrow.pem", "wavemq:publish@namespace.ent/site1/*",
     )  # fmt: skip
     assert grant.returncode == 0, grant.stderr
     assert "wrote attestation: narrow.pem" in grant.stdout
-    prove = run(tmp_path, env, "rtprove", "--subject", "service.ent", "-o", "pub.pem",
+    prove = run(tmp_path, env, "rtprove", "--subject", "sensor.ent", "-o", "pub.pem",
                 "wavemq:publish@namespace.ent/site1/*")  # fmt: skip
     assert prove.returncode == 0, prove.stderr
     broader = run(tmp_path, env, "verify", "pub.pem", "wavemq:route@namespace.ent/*")
