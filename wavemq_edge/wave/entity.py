@@ -17,7 +17,6 @@ under another public entity). An empty passphrase means a plaintext keyring, as 
 
 from __future__ import annotations
 
-import hmac
 import os
 from dataclasses import dataclass, field
 from typing import Final
@@ -242,8 +241,3 @@ def create_entity(
         tbs[9] = label
     raw = seal_envelope(ObjectType.ENTITY, tbs, signing_key)
     return EntitySecret(Entity.from_bytes(raw), signing_key, x25519_sk, revocation_seed)
-
-
-def same_id(a: bytes, b: bytes) -> bool:
-    """Constant-time ID comparison, for IDs derived from secrets."""
-    return hmac.compare_digest(a, b)
