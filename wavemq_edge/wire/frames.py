@@ -16,12 +16,56 @@ __all__ = ["CloseCode", "Frame", "FrameType"]
 
 
 class FrameType(IntEnum):
-    #: ``[ERROR, code: int, reason: str]``: sent before closing a connection (or, for request-scoped
-    #: errors, in place of a reply). ``code`` is a ``CloseCode``.
+    """Every frame type. Fields follow the type, positionally; ``req`` is a client-chosen request
+    number echoed in the reply (``OK``/``REFUSED``/...), so requests can be pipelined."""
+
+    #: ``[ERROR, code: int, reason: str]``: sent before closing a connection. ``code`` is a ``CloseCode``.
     ERROR = 0
     #: ``[PING, token: int]`` keepalive; the peer answers ``[PONG, token]``.
     PING = 1
     PONG = 2
+
+    # -- agent API (router/session.py) ---------------------------------------------------------------
+    #: router -> agent on connect: ``[HELLO, version, router_id: bytes, challenge: bytes(32),
+    #: max_frame_bytes, inflight_window]``.
+    HELLO = 10
+    #: agent -> router: ``[AUTH, entity: bytes (public entity object), signature: bytes(64)]``; the
+    #: signature answers HELLO's challenge (``wave.sign_handshake``), proving possession of the key.
+    AUTH = 11
+    #: router -> agent: ``[WELCOME, entity_id: bytes]``: authenticated.
+    WELCOME = 12
+    #: agent -> router: ``[PROOF, req, proof: bytes]``: a proof, referred to by its id afterwards.
+    PROOF = 13
+    #: agent -> router: ``[PUBLISH, req, message: bytes (signed message object)]``.
+    PUBLISH = 20
+    #: router -> agent: ``[OK, req, detail]``: the request succeeded (detail depends on the request).
+    OK = 21
+    #: router -> agent: ``[REFUSED, req, code: int, reason: str]``: the request failed; the connection
+    #: stays open. ``code`` is a ``router.ErrorCode``.
+    REFUSED = 22
+    #: agent -> router: ``[SUBSCRIBE, req, subscribe: bytes, ephemeral: bool]``; ephemeral
+    #: subscriptions end when the last connection attached to them closes.
+    SUBSCRIBE = 30
+    #: router -> agent: ``[SUBSCRIBED, req, sub_id: str, expiry: int (epoch s), resumed: bool,
+    #: backlog: int]``.
+    SUBSCRIBED = 31
+    #: router -> agent: ``[DELIVER, sub_id: str, seq: int, message: bytes]``.
+    DELIVER = 32
+    #: agent -> router: ``[DACK, sub_id: str, seqs: [int]]``: these deliveries were processed.
+    DACK = 33
+    #: agent -> router: ``[UNSUBSCRIBE, req, unsubscribe: bytes]``.
+    UNSUBSCRIBE = 34
+    #: router -> agent: ``[SUB_END, sub_id: str, code: int, reason: str]``: the subscription ended.
+    SUB_END = 35
+    #: agent -> router: ``[QUERY, req, query: bytes, after_uri: str | None, limit: int]``.
+    QUERY = 40
+    #: router -> agent: ``[RESULT, req, message: bytes]``, once per persisted message that matches.
+    RESULT = 41
+    #: router -> agent: ``[QUERY_END, req, count: int, continuation: str | None, source: str]``.
+    QUERY_END = 42
+    #: agent -> router: ``[STATUS, req]``; router -> agent: ``[STATUS_REPLY, req, status: map]``.
+    STATUS = 50
+    STATUS_REPLY = 51
 
 
 class CloseCode(IntEnum):

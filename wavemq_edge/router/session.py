@@ -1,0 +1,394 @@
+"""One agent connection as a sans-I/O state machine (h11-style): bytes in, bytes out.
+
+Theory of operation
+-------------------
+States::
+
+    AWAIT_AUTH --AUTH ok--> OPEN --(error | close)--> CLOSED
+
+On creation the session queues ``HELLO`` with a fresh 32-byte challenge. The agent answers ``AUTH`` with
+its public entity and a signature over the challenge (``wave.sign_handshake``): possession of the key is
+proven, the key itself never travels. Until then every other frame is refused with ``NOT_AUTHENTICATED``
+and the connection is closed; a handshake not finished within ``handshake_timeout_s`` closes it too.
+
+In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies. A request failure
+(``RouterError``) is a ``REFUSED`` frame and the connection stays open; a framing error or a frame
+with wrong fields (the peer broke the protocol) queues one ``ERROR`` frame and closes. Either way only
+this connection is affected: the core never sees a malformed frame.
+
+The session is also the ``Consumer`` of its subscriptions: deliveries leave the queue at most
+``inflight_window`` at a time per subscription, and the credit comes back with ``DACK``.
+
+Inputs: ``receive_bytes(data, now)``, ``handle_timer(now)``, ``connection_lost(now)``. Outputs:
+``bytes_to_send()`` and ``closing`` (the glue closes the transport once the bytes are written).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from enum import Enum
+from typing import Final
+
+from .. import __version__
+from ..wave import Entity, WaveError, format_id, object_id, verify_handshake
+from ..wire import (
+    NEED_DATA,
+    CloseCode,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    LocalWireError,
+    RemoteWireError,
+    encode_frame,
+)
+from .core import RouterCore
+from .errors import ErrorCode, RouterError
+from .subscription import Subscription
+
+__all__ = ["PROTOCOL_VERSION", "AgentSession", "SessionState"]
+
+log = logging.getLogger("wavemq_edge.router.session")
+
+PROTOCOL_VERSION: Final = 1
+CHALLENGE_BYTES: Final = 32
+#: Proofs remembered per connection (LRU). A service uses one or a few; 64 leaves room for many
+#: namespaces while bounding what one connection can make us hold (64 x a few KiB).
+MAX_PROOFS_PER_CONNECTION: Final = 64
+#: Largest proof accepted on the agent API, in bytes.
+MAX_PROOF_BYTES: Final = 64 * 1024
+
+
+class SessionState(Enum):
+    AWAIT_AUTH = "await-auth"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class _ProtocolError(Exception):
+    def __init__(self, code: CloseCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _int(v: object, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _ProtocolError(CloseCode.BAD_FIELDS, f"{what} must be an integer")
+    return v
+
+
+def _bytes(v: object, what: str) -> bytes:
+    if not isinstance(v, bytes):
+        raise _ProtocolError(CloseCode.BAD_FIELDS, f"{what} must be a byte string")
+    return v
+
+
+def _str(v: object, what: str) -> str:
+    if not isinstance(v, str):
+        raise _ProtocolError(CloseCode.BAD_FIELDS, f"{what} must be a text string")
+    return v
+
+
+def _fields(frame: Frame, n: int) -> tuple[object, ...]:
+    if len(frame.fields) != n:
+        raise _ProtocolError(CloseCode.BAD_FIELDS,
+                             f"{frame.type.name} frame has {len(frame.fields)} fields, expected {n}")
+    return frame.fields
+
+
+class AgentSession:
+    """See the module docstring."""
+
+    def __init__(self, core: RouterCore, *, now: float, max_frame_bytes: int, handshake_timeout_s: float,
+                 peer: str = "?", challenge: bytes | None = None) -> None:
+        self.core = core
+        self.peer = peer
+        self.state = SessionState.AWAIT_AUTH
+        self.entity: Entity | None = None
+        self.max_frame_bytes = max_frame_bytes
+        self.close_reason: str | None = None
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._out: list[bytes] = []
+        self._challenge = challenge if challenge is not None else os.urandom(CHALLENGE_BYTES)
+        self._deadline: float | None = now + handshake_timeout_s
+        self._proofs: OrderedDict[bytes, bytes] = OrderedDict()
+        #: subscription key -> subscription attached on this connection
+        self.subscriptions: dict[str, Subscription] = {}
+        self._by_sub_id: dict[str, Subscription] = {}
+        self._inflight: dict[str, int] = {}
+        self.frames_in = 0
+        self.frames_out = 0
+        self._send(FrameType.HELLO, PROTOCOL_VERSION, core.router_id, self._challenge, max_frame_bytes,
+                   core.options.inflight_window)
+
+    # ------------------------------------------------------------------ I/O surface
+
+    @property
+    def closing(self) -> bool:
+        return self.state is SessionState.CLOSED
+
+    def bytes_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    def handle_timer(self, now: float) -> None:
+        if self._deadline is not None and now >= self._deadline and self.state is SessionState.AWAIT_AUTH:
+            self._close(CloseCode.TIMEOUT, "handshake not completed in time", now)
+
+    def receive_bytes(self, data: bytes, now: float) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        try:
+            self._decoder.receive_bytes(data)
+            while not self.closing:
+                frame = self._decoder.next_frame()
+                if frame is NEED_DATA:
+                    break
+                assert isinstance(frame, Frame)
+                self.frames_in += 1
+                self._dispatch(frame, now)
+        except RemoteWireError as exc:
+            self._close(exc.close_code, str(exc), now)
+        except _ProtocolError as exc:
+            self._close(exc.code, str(exc), now)
+
+    def connection_lost(self, now: float) -> None:
+        """The transport is gone: detach from every subscription (their in-flight messages are
+        redelivered to other consumers or kept for the next one)."""
+        if self.close_reason is None:
+            self.close_reason = "connection lost"
+        self.state = SessionState.CLOSED
+        self._detach_all(now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _send(self, kind: FrameType, *fields: object) -> None:
+        try:
+            self._out.append(encode_frame(kind, *fields, max_frame_bytes=self.max_frame_bytes))
+        except LocalWireError as exc:
+            # Only a reply we built can hit this (e.g. a status map over the bound): say so instead.
+            log.error("event=frame_too_large peer=%s frame=%s error=%r", self.peer, kind.name, str(exc))
+            self._out.append(encode_frame(FrameType.ERROR, int(CloseCode.INTERNAL_ERROR), str(exc)))
+        self.frames_out += 1
+
+    def _close(self, code: CloseCode, reason: str, now: float) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        log.info("event=agent_closed peer=%s entity=%s code=%d reason=%r", self.peer,
+                 format_id(self.entity.id) if self.entity else "-", int(code), reason)
+        self._send(FrameType.ERROR, int(code), reason)
+        self.close_reason = reason
+        self.state = SessionState.CLOSED
+        self._detach_all(now)
+
+    def _detach_all(self, now: float) -> None:
+        subs = list(self.subscriptions.values())
+        self.subscriptions.clear()
+        self._by_sub_id.clear()
+        self._inflight.clear()
+        for sub in subs:
+            self.core.detach(self, sub, now)
+
+    def _refuse(self, req: int, code: ErrorCode, reason: str) -> None:
+        self._send(FrameType.REFUSED, req, int(code), reason)
+
+    def _proof_for(self, proof_id: bytes) -> bytes | None:
+        proof = self._proofs.get(proof_id)
+        if proof is not None:
+            self._proofs.move_to_end(proof_id)
+        return proof
+
+    def _dispatch(self, frame: Frame, now: float) -> None:
+        kind = frame.type
+        if kind is FrameType.PING:
+            (token,) = _fields(frame, 1)
+            self._send(FrameType.PONG, _int(token, "PING token"))
+            return
+        if kind is FrameType.PONG:
+            return
+        if self.state is SessionState.AWAIT_AUTH:
+            if kind is not FrameType.AUTH:
+                raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION,
+                                     f"{kind.name} before AUTH (code {int(ErrorCode.NOT_AUTHENTICATED)})")
+            self._auth(frame, now)
+            return
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION, f"{kind.name} is not a frame an agent sends")
+        handler(self, frame, now)
+
+    def _auth(self, frame: Frame, now: float) -> None:
+        raw, sig = _fields(frame, 2)
+        raw_b = _bytes(raw, "AUTH entity")
+        sig_b = _bytes(sig, "AUTH signature")
+        try:
+            entity = Entity.from_bytes(raw_b)
+            verify_handshake(entity, self._challenge, sig_b)
+        except WaveError as exc:
+            raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION, f"authentication failed: {exc}") from None
+        wall = self.core.wall(now)
+        if not entity.is_valid_at(wall, self.core.options.skew_s):
+            raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION,
+                                 f"authentication failed: entity {format_id(entity.id)} is expired or not yet valid")
+        if self.core.verifier.is_revoked(entity.revocation_commitment):
+            raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION,
+                                 f"authentication failed: entity {format_id(entity.id)} is revoked")
+        self.entity = entity
+        self.state = SessionState.OPEN
+        self._deadline = None
+        self._send(FrameType.WELCOME, entity.id)
+        log.info("event=agent_authenticated peer=%s entity=%s", self.peer, format_id(entity.id))
+
+    def _on_proof(self, frame: Frame, now: float) -> None:
+        req, proof = _fields(frame, 2)
+        req = _int(req, "request number")
+        proof = _bytes(proof, "PROOF bytes")
+        if len(proof) > MAX_PROOF_BYTES:
+            self._refuse(req, ErrorCode.BAD_REQUEST, f"proof of {len(proof)} bytes exceeds {MAX_PROOF_BYTES}")
+            return
+        proof_id = object_id(proof)
+        self._proofs[proof_id] = proof
+        self._proofs.move_to_end(proof_id)
+        while len(self._proofs) > MAX_PROOFS_PER_CONNECTION:
+            self._proofs.popitem(last=False)
+        self._send(FrameType.OK, req, proof_id)
+
+    def _on_publish(self, frame: Frame, now: float) -> None:
+        req, raw = _fields(frame, 2)
+        req = _int(req, "request number")
+        assert self.entity is not None
+        try:
+            result = self.core.publish(self.entity, _bytes(raw, "PUBLISH message"), self._proof_for, now)
+        except RouterError as exc:
+            self._refuse(req, exc.code, str(exc))
+            return
+        self._send(FrameType.OK, req, "duplicate" if result.duplicate else "accepted")
+
+    def _on_subscribe(self, frame: Frame, now: float) -> None:
+        req, raw, ephemeral = _fields(frame, 3)
+        req = _int(req, "request number")
+        if not isinstance(ephemeral, bool):
+            raise _ProtocolError(CloseCode.BAD_FIELDS, "SUBSCRIBE ephemeral flag must be a boolean")
+        assert self.entity is not None
+        try:
+            sub, resumed = self.core.subscribe(self, self.entity, _bytes(raw, "SUBSCRIBE object"), self._proof_for,
+                                               ephemeral, len(self.subscriptions), now)
+        except RouterError as exc:
+            self._refuse(req, exc.code, str(exc))
+            return
+        other = self._by_sub_id.get(sub.sub_id)
+        if other is not None and other is not sub:
+            # DELIVER frames name the identifier only, so it must be unique on a connection.
+            self.core.detach(self, sub, now)
+            self._refuse(req, ErrorCode.BAD_REQUEST,
+                         f"identifier {sub.sub_id!r} is already used on this connection in another namespace")
+            return
+        self.subscriptions[sub.key] = sub
+        self._by_sub_id[sub.sub_id] = sub
+        backlog = self.core.queues.stats(sub.queue_id).depth
+        self._send(FrameType.SUBSCRIBED, req, sub.sub_id, int(sub.expiry), resumed, backlog)
+
+    def _on_dack(self, frame: Frame, now: float) -> None:
+        sub_id, seqs = _fields(frame, 2)
+        sub_id = _str(sub_id, "DACK subscription id")
+        if not isinstance(seqs, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs):
+            raise _ProtocolError(CloseCode.BAD_FIELDS, "DACK sequences must be a list of integers")
+        sub = self._by_sub_id.get(sub_id)
+        if sub is None:
+            return  # ended meanwhile; the acks are moot
+        n = self.core.acknowledge(self, sub, seqs, now)
+        if n:
+            self._inflight[sub.key] = max(0, self._inflight.get(sub.key, 0) - n)
+
+    def _on_unsubscribe(self, frame: Frame, now: float) -> None:
+        req, raw = _fields(frame, 2)
+        req = _int(req, "request number")
+        assert self.entity is not None
+        try:
+            n = self.core.unsubscribe(self.entity, _bytes(raw, "UNSUBSCRIBE object"), now)
+        except RouterError as exc:
+            self._refuse(req, exc.code, str(exc))
+            return
+        self._send(FrameType.OK, req, n)
+
+    def _on_query(self, frame: Frame, now: float) -> None:
+        req, raw, after, limit = _fields(frame, 4)
+        req = _int(req, "request number")
+        if after is not None:
+            after = _str(after, "QUERY continuation")
+        limit = _int(limit, "QUERY limit")
+        assert self.entity is not None
+        try:
+            result = self.core.query(self.entity, _bytes(raw, "QUERY object"), self._proof_for, after, limit, now)
+        except RouterError as exc:
+            self._refuse(req, exc.code, str(exc))
+            return
+        for _uri, message in result.messages:
+            self._send(FrameType.RESULT, req, message)
+        self._send(FrameType.QUERY_END, req, len(result.messages), result.continuation, result.source)
+
+    def _on_status(self, frame: Frame, now: float) -> None:
+        (req,) = _fields(frame, 1)
+        self._send(FrameType.STATUS_REPLY, _int(req, "request number"), self.core_status(now))
+
+    def core_status(self, now: float) -> dict[str, object]:
+        core = self.core
+        st = core.queues.store_stats()
+        c = core.counters
+        return {
+            "version": __version__,
+            "router_id": format_id(core.router_id),
+            "uptime_s": int(now - core.started),
+            "subscriptions": len(core.subscriptions()),
+            "queues": st.queues,
+            "queued_items": st.items,
+            "queued_bytes": st.bytes,
+            "unflushed_items": st.unflushed_items,
+            "flushes": st.flushes,
+            "drops": dict(st.drops),
+            "published": c.published,
+            "duplicates": c.duplicates,
+            "delivered": c.delivered,
+            "redelivered": c.redelivered,
+            "acked": c.acked,
+            "refused": dict(c.refused),
+            "verifier_hits": core.verifier.stats.hits,
+            "verifier_misses": core.verifier.stats.misses,
+        }
+
+    # ------------------------------------------------------------------ Consumer
+
+    def credit(self, sub: Subscription) -> int:
+        if self.state is not SessionState.OPEN:
+            return 0
+        return self.core.options.inflight_window - self._inflight.get(sub.key, 0)
+
+    def deliver(self, sub: Subscription, seq: int, item: bytes) -> None:
+        self._inflight[sub.key] = self._inflight.get(sub.key, 0) + 1
+        self._send(FrameType.DELIVER, sub.sub_id, seq, item)
+
+    def subscription_ended(self, sub: Subscription, code: int, reason: str) -> None:
+        self.subscriptions.pop(sub.key, None)
+        if self._by_sub_id.get(sub.sub_id) is sub:
+            del self._by_sub_id[sub.sub_id]
+        self._inflight.pop(sub.key, None)
+        if self.state is SessionState.OPEN:
+            self._send(FrameType.SUB_END, sub.sub_id, code, reason)
+
+
+_HANDLERS = {
+    FrameType.PROOF: AgentSession._on_proof,
+    FrameType.PUBLISH: AgentSession._on_publish,
+    FrameType.SUBSCRIBE: AgentSession._on_subscribe,
+    FrameType.DACK: AgentSession._on_dack,
+    FrameType.UNSUBSCRIBE: AgentSession._on_unsubscribe,
+    FrameType.QUERY: AgentSession._on_query,
+    FrameType.STATUS: AgentSession._on_status,
+}
