@@ -217,6 +217,7 @@ class QueueStore:
         q.drops = (drops + [0] * 6)[:6]
         q.last_active = q.persisted_last_active = active
         q.header_dirty = False
+        q.has_db = True
         self._queues[q.queue_id] = q
         self._by_inc[q.incarnation] = q
 
@@ -291,8 +292,9 @@ class QueueStore:
     def _forget_queue(self, q: RingQueue) -> None:
         del self._queues[q.queue_id]
         del self._by_inc[q.incarnation]
-        self._removed_incs.append(q.incarnation)
-        self._removed_headers.add(q.queue_id)
+        if q.has_db:
+            self._removed_incs.append(q.incarnation)
+            self._removed_headers.add(q.queue_id)
 
     # ----------------------------------------------------------------- queue API
 
@@ -541,6 +543,7 @@ class QueueStore:
                 batch.headers.append((q.queue_id, self._header(q)))
                 q.header_dirty = False
                 q.persisted_last_active = q.last_active
+                q.has_db = True  # the header and the database are created in the same transaction
             if q.pending or q.disk_head < min(q.head, q.disk_tail):
                 entry = q.plan_flush()
                 batch.entries.append(entry)
@@ -596,6 +599,8 @@ class QueueStore:
                     before = q.pending_bytes
                     q.complete_flush(entry)
                     self._pending_delta(q.pending_bytes - before)
+                elif entry.incarnation not in self._removed_incs:
+                    self._removed_incs.append(entry.incarnation)  # removed while this batch ran
             dropped = set(batch.drop_incarnations)
             self._removed_incs = [inc for inc in self._removed_incs if inc not in dropped]
             for qid, header in batch.headers:
