@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Final
 
 from . import __version__
-from .config import Config, ConfigError, load_config, load_default_config
+from .client import DEFAULT_ROUTER
+from .config import Config, ConfigError, LocalConfig, load_config, load_default_config, parse_listen_address
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "EXIT_STARTUP", "main"]
 
@@ -50,9 +51,63 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the router",
                          description="Run the router on CONFIG, or on the embedded default (loopback "
-                         "listener 127.0.0.1:4516, data in the state directory) when no file is given.")
+                         "listener 127.0.0.1:4516, data in the state directory) when no file is given. "
+                         "SIGTERM or Ctrl-C stops it gracefully: stop accepting, flush queues, close stores.")
     run.add_argument("file", nargs="?", help="config file (default: the embedded default)")
     run.add_argument("--state-dir", type=Path, help="where default paths live (see check-config --help)")
+    run.add_argument("--listen", metavar="ADDR",
+                     help="override LocalConfig.listenAddr (host:port; port 0 picks a free port)")
+
+    def client_args(p: argparse.ArgumentParser, entity: bool = True, namespace: bool = True) -> None:
+        p.add_argument("--router", default=None, metavar="ADDR",
+                       help=f"router address host:port or unix:PATH (default: $WAVEMQ_ROUTER, else {DEFAULT_ROUTER})")
+        if entity:
+            p.add_argument("--entity", default=None, metavar="FILE",
+                           help="this service's entity secret file (default: $WAVEMQ_ENTITY)")
+            p.add_argument("--proof", action="append", default=[], metavar="FILE",
+                           help="a proof file to use (repeatable); default: build proofs from the WAVE database")
+            p.add_argument("--db", default=None, metavar="DIR",
+                           help="WAVE database to build proofs from (default: $WAVE_HOME, else the wv default)")
+        if namespace:
+            p.add_argument("--namespace", required=True, metavar="NS",
+                           help="namespace entity file or its 48-character hash")
+
+    pub = sub.add_parser("pub", help="publish one message",
+                         description="Publish MESSAGE (or standard input) to URI in the namespace.")
+    client_args(pub)
+    pub.add_argument("--persist", action="store_true", help="the router keeps it as the last value of URI")
+    pub.add_argument("uri", metavar="URI")
+    pub.add_argument("message", nargs="?", metavar="MESSAGE", help="the payload (default: read standard input)")
+
+    subp = sub.add_parser("sub", help="subscribe and print messages",
+                          description="Print one line per message (URI<TAB>payload; payload as text when it "
+                          "is UTF-8, else base64), or JSON with --json. With --id the subscription is durable: "
+                          "it keeps queueing after sub exits and `sub --id` resumes it without loss; without "
+                          "--id it is removed when sub exits.")
+    client_args(subp)
+    subp.add_argument("--id", dest="identifier", default=None, metavar="ID", help="durable subscription identifier")
+    subp.add_argument("--count", type=int, default=0, metavar="N", help="exit 0 after N messages")
+    subp.add_argument("--json", action="store_true", help="one JSON object per line")
+    subp.add_argument("pattern", metavar="PATTERN", help="URI pattern: + is one segment, * zero or more")
+
+    query = sub.add_parser("query", help="print persisted messages matching a pattern")
+    client_args(query)
+    query.add_argument("--json", action="store_true", help="one JSON object per line")
+    query.add_argument("pattern", metavar="PATTERN")
+
+    unsub = sub.add_parser("unsub", help="remove a durable subscription")
+    client_args(unsub)
+    unsub.add_argument("--id", dest="identifier", required=True, metavar="ID")
+
+    status = sub.add_parser("status", help="show a running router's status")
+    client_args(status, entity=False, namespace=False)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    demo = sub.add_parser("demo", help="run the hello-world example end to end in a temporary directory",
+                          description="Creates a namespace and a service entity, grants the service "
+                          "publish/subscribe on the namespace, starts a router on a free loopback port, "
+                          "publishes 'hello world' five times to a subscriber that prints them, then exits.")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     return parser
 
 
@@ -83,24 +138,68 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .net.service import RouterService, StartupError
     from .ops import configure_logging
 
     try:
         config = _load(args.file, args.state_dir)
+        if args.listen:
+            try:
+                addr = parse_listen_address(args.listen)
+            except ValueError as exc:
+                raise ConfigError("--listen", [f"{args.listen!r}: {exc}"]) from None
+            config = replace(config, local=LocalConfig(listen_addr=addr, unix_socket=config.local.unix_socket))
     except ConfigError as exc:
         print(f"wavemq-edge: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(args.log_level)
+    service = RouterService(config)
     loop = _new_event_loop()
+
+    async def serve() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(service.serve(ready))
+        _done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            _print_banner(service)
+        await task
+
     try:
-        print(
-            f"wavemq-edge: configuration {config.source} is valid, but the router itself is not built yet "
-            "(see README, Status); nothing was started.",
-            file=sys.stderr,
-        )
+        loop.run_until_complete(serve())
+    except StartupError as exc:
+        print(f"wavemq-edge: cannot start: {exc}", file=sys.stderr)
         return EXIT_STARTUP
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return EXIT_FAILURE
     finally:
         loop.close()
+    return EXIT_OK
+
+
+def _print_banner(service: object) -> None:
+    from .net.service import RouterService
+    from .wave import format_id
+
+    assert isinstance(service, RouterService)
+    cfg = service.config
+    rid = format_id(service.router_entity.id) if service.router_entity else "?"
+    lines = [
+        f"wavemq-edge {__version__} router {rid}",
+        f"  config:     {cfg.source}",
+    ]
+    for addr in service.listen_addresses:
+        lines.append(f"  listening:  {addr} (agents)")
+    lines += [
+        f"  queues:     {cfg.queue.queue_data_store} (flush every {cfg.queue.flush_interval_s} s)",
+        f"  wave db:    {cfg.wave.database}",
+        "Try, in another terminal:",
+        f"  wavemq-edge status --router {service.listen_addresses[0] if service.listen_addresses else ''}",
+        "  wavemq-edge demo        (hello world end to end, with its own router)",
+        "Stop with Ctrl-C or SIGTERM.",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_check_config(args)
     if args.command == "run":
         return _cmd_run(args)
+    if args.command in ("pub", "sub", "query", "unsub", "status", "demo"):
+        from .cli_client import run_client_command
+
+        return run_client_command(args, _new_event_loop)
     parser.error(f"unknown command {args.command!r}")  # argparse exits; it rejects unknown commands first
 
 

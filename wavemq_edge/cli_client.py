@@ -1,0 +1,289 @@
+"""The client subcommands of ``wavemq-edge``: pub, sub, query, unsub, status, demo.
+
+Every failure is one line on stderr and a non-zero exit: 1 for a refused request or a lost router,
+2 for bad arguments (a missing entity, an unreadable file, a bad URI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from .client import DEFAULT_ROUTER, Client, ClientError, ReceivedMessage, SubscriptionEnded, resolve_namespace
+from .uri import UriError, parse_pattern, parse_uri
+from .wave import (
+    PSET_WAVEMQ,
+    Statement,
+    WaveError,
+    WaveStore,
+    build_proof,
+    create_attestation,
+    create_entity,
+    format_id,
+    save_entity_secret,
+)
+
+__all__ = ["run_client_command"]
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+#: How long a client command waits for the router before giving up.
+CLIENT_TIMEOUT_S: Final = 15.0
+
+
+class UsageError(Exception):
+    pass
+
+
+def _router(args: argparse.Namespace) -> str:
+    return str(args.router or os.environ.get("WAVEMQ_ROUTER") or DEFAULT_ROUTER)
+
+
+def _entity_path(args: argparse.Namespace) -> str:
+    path = args.entity or os.environ.get("WAVEMQ_ENTITY")
+    if not path:
+        raise UsageError("--entity FILE is required (or set $WAVEMQ_ENTITY)")
+    return str(path)
+
+
+async def _connect(args: argparse.Namespace) -> Client:
+    try:
+        return await Client.connect(_router(args), entity=_entity_path(args), proofs=args.proof, wave_db=args.db,
+                                    reconnect=False)
+    except WaveError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _payload_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii")
+
+
+def _json_line(msg: ReceivedMessage) -> str:
+    return json.dumps({
+        "uri": msg.uri,
+        "namespace": format_id(msg.namespace),
+        "source": format_id(msg.source),
+        "timestamp_ms": msg.timestamp_ms,
+        "persist": msg.persist,
+        "payload": [{"schema": schema, "text": _payload_text(content)} for schema, content in msg.payload],
+    }, separators=(",", ":"))
+
+
+def _print_message(msg: ReceivedMessage, as_json: bool) -> None:
+    line = _json_line(msg) if as_json else f"{msg.uri}\t{_payload_text(msg.data)}"
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _pub(args: argparse.Namespace) -> int:
+    try:
+        parse_uri(args.uri)
+    except UriError as exc:
+        raise UsageError(str(exc)) from None
+    data = args.message.encode("utf-8") if args.message is not None else sys.stdin.buffer.read()
+    ns = resolve_namespace(args.namespace)
+    client = await _connect(args)
+    try:
+        result = await asyncio.wait_for(client.publish(ns, args.uri, [("text/plain", data)], persist=args.persist),
+                                        CLIENT_TIMEOUT_S)
+    finally:
+        await client.close()
+    if result == "duplicate":
+        print("wavemq-edge: the router already had this message", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _sub(args: argparse.Namespace) -> int:
+    try:
+        parse_pattern(args.pattern)
+    except UriError as exc:
+        raise UsageError(str(exc)) from None
+    if args.count < 0:
+        raise UsageError(f"--count {args.count}: must be >= 0")
+    ns = resolve_namespace(args.namespace)
+    client = await _connect(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    received = 0
+    sub = client.subscribe(ns, args.pattern, identifier=args.identifier)
+    try:
+        await sub.start()
+        it = sub.__aiter__()
+        while not stop.is_set():
+            getter = asyncio.ensure_future(it.__anext__())
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, ClientError):
+                    await getter
+                break
+            stopper.cancel()
+            msg = getter.result()
+            _print_message(msg, args.json)
+            received += 1
+            if args.count and received >= args.count:
+                break
+    except StopAsyncIteration:
+        pass
+    finally:
+        # The last message is acknowledged by close(); a durable (--id) subscription stays queueing.
+        with contextlib.suppress(ClientError, OSError):
+            await sub.close()
+        await client.close()
+    return EXIT_OK
+
+
+async def _query(args: argparse.Namespace) -> int:
+    try:
+        parse_pattern(args.pattern)
+    except UriError as exc:
+        raise UsageError(str(exc)) from None
+    ns = resolve_namespace(args.namespace)
+    client = await _connect(args)
+    try:
+        messages = await asyncio.wait_for(client.query(ns, args.pattern), CLIENT_TIMEOUT_S)
+    finally:
+        await client.close()
+    for msg in messages:
+        _print_message(msg, args.json)
+    return EXIT_OK
+
+
+async def _unsub(args: argparse.Namespace) -> int:
+    client = await _connect(args)
+    try:
+        n = await asyncio.wait_for(client.unsubscribe(args.identifier), CLIENT_TIMEOUT_S)
+    finally:
+        await client.close()
+    print(f"removed {n} subscription(s) {args.identifier!r}")
+    return EXIT_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    # Status needs no grant: any entity may authenticate, so use a throwaway one unless one is given.
+    entity = os.environ.get("WAVEMQ_ENTITY")
+    secret = create_entity(time.time() - 60, 3600) if not entity else None
+    try:
+        client = await Client.connect(_router(args), entity=secret if secret is not None else str(entity),
+                                      reconnect=False)
+    except WaveError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        status = await asyncio.wait_for(client.status(), CLIENT_TIMEOUT_S)
+    finally:
+        await client.close()
+    if args.json:
+        print(json.dumps(status, sort_keys=True))
+        return EXIT_OK
+    width = max((len(k) for k in status), default=0)
+    for key in sorted(status):
+        value = status[key]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
+        print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from .config import load_default_config
+    from .net.service import RouterService
+    from .ops import configure_logging
+
+    configure_logging("WARNING")
+    tmp = Path(tempfile.mkdtemp(prefix="wavemq-demo-"))
+    now = time.time()
+    year = 365 * 86400
+    # wv mke -o namespace.ent / service.ent ; wv rtgrant ... "wavemq:subscribe,publish,query@namespace.ent/*"
+    ns = create_entity(now, year, label="demo namespace")
+    service = create_entity(now, year, label="demo service")
+    save_entity_secret(tmp / "namespace.ent", ns)
+    save_entity_secret(tmp / "service.ent", service)
+    with WaveStore(tmp / "wave") as store:
+        store.put_entity(ns.entity)
+        store.put_entity(service.entity)
+        grant = Statement(PSET_WAVEMQ, frozenset({"subscribe", "publish", "query"}), ("*",))
+        store.put_attestation(create_attestation(ns, service.entity, ns.id, [grant], now=now, expiry_s=year))
+        # wv rtprove: built now, because the router (in this process) will hold the database open.
+        proof = build_proof(store, service.id, ns.id, [grant], now=now).to_bytes()
+    print(f"namespace {format_id(ns.id)}\nservice   {format_id(service.id)}\ndirectory {tmp}")
+    from dataclasses import replace
+
+    from .config import ListenAddress, LocalConfig
+
+    config = load_default_config(tmp / "state")
+    config = replace(config, local=LocalConfig(ListenAddress("127.0.0.1", 0), None),
+                     wave=replace(config.wave, database=tmp / "wave"))
+    router = RouterService(config)
+    ready = asyncio.Event()
+    serve = asyncio.create_task(router.serve(ready))
+    try:
+        await asyncio.wait_for(ready.wait(), CLIENT_TIMEOUT_S)
+        addr = router.listen_addresses[0]
+        print(f"router    {addr}")
+        client = await Client.connect(addr, entity=service, proofs=[proof], reconnect=False)
+        async with client, client.subscribe(ns.id, "demo/*") as sub:
+            for _ in range(5):
+                await client.publish(ns.id, "demo/hello", "hello world")
+            received = 0
+            async for msg in sub:
+                print(msg.text, flush=True)
+                received += 1
+                if received == 5:
+                    break
+    finally:
+        router.should_exit.set()
+        await asyncio.wait_for(serve, CLIENT_TIMEOUT_S)
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return EXIT_OK
+
+
+_COMMANDS: Final = {"pub": _pub, "sub": _sub, "query": _query, "unsub": _unsub, "status": _status, "demo": _demo}
+
+
+def run_client_command(args: argparse.Namespace,
+                       new_loop: Callable[[], asyncio.AbstractEventLoop]) -> int:
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(_COMMANDS[args.command](args))
+    except UsageError as exc:
+        print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SubscriptionEnded as exc:
+        print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (ClientError, asyncio.TimeoutError) as exc:
+        text = str(exc) or "timed out waiting for the router"
+        print(f"wavemq-edge {args.command}: {text}", file=sys.stderr)
+        return EXIT_FAILURE
+    except UriError as exc:
+        print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WaveError as exc:
+        print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        loop.close()

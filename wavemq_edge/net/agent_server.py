@@ -1,0 +1,158 @@
+"""asyncio glue for the agent API: one ``AgentProtocol`` per TCP or Unix connection.
+
+The glue makes no protocol decisions (those live in ``router.session``): it feeds bytes and the loop
+clock in, writes what the session produced, arms the handshake timer and applies TCP back-pressure.
+Writes are batched: any session that gains output while the router works (a publish on one connection
+produces deliveries on others) is written once, in a ``call_soon`` after the current input is processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final, cast
+
+from ..router import AgentSession, RouterCore
+from ..wire import CloseCode, FrameType, encode_frame
+
+__all__ = ["AgentProtocol", "AgentServer"]
+
+log = logging.getLogger("wavemq_edge.net.agent")
+
+#: Bytes read per ``data_received``: asyncio's default read size bounds the decoder's extra buffering.
+#: Above this many bytes waiting in a transport's write buffer we stop reading from that connection.
+WRITE_HIGH_WATER_BYTES: Final = 1024 * 1024
+WRITE_LOW_WATER_BYTES: Final = 256 * 1024
+
+
+class AgentServer:
+    """Shared state of every agent connection: the core, limits, and the set of sessions to write."""
+
+    def __init__(self, core: RouterCore, *, max_connections: int, max_frame_bytes: int,
+                 handshake_timeout_s: float) -> None:
+        self.core = core
+        self.max_connections = max_connections
+        self.max_frame_bytes = max_frame_bytes
+        self.handshake_timeout_s = handshake_timeout_s
+        self.connections: set[AgentProtocol] = set()
+        self.refused_connections = 0
+        self.accepted_connections = 0
+        self._dirty: set[AgentProtocol] = set()
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def protocol_factory(self) -> AgentProtocol:
+        return AgentProtocol(self)
+
+    def mark_dirty(self, proto: AgentProtocol) -> None:
+        self._dirty.add(proto)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_writes)
+
+    def flush_writes(self) -> None:
+        self._flush_scheduled = False
+        self.core.service()
+        while self._dirty:
+            batch = list(self._dirty)
+            self._dirty.clear()
+            for proto in batch:
+                proto.transmit()
+
+    def close_all(self, reason: str) -> None:
+        for proto in list(self.connections):
+            proto.close_with(CloseCode.GOING_AWAY, reason)
+
+
+class AgentProtocol(asyncio.Protocol):
+    def __init__(self, server: AgentServer) -> None:
+        self.server = server
+        self.session: AgentSession | None = None
+        self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        if len(server.connections) >= server.max_connections:
+            server.refused_connections += 1
+            log.warning("event=connection_refused peer=%s reason=max_connections limit=%d", peer_text,
+                        server.max_connections)
+            transport.write(encode_frame(FrameType.ERROR, int(CloseCode.LIMIT_EXCEEDED),
+                                         f"too many connections (LimitsConfig.maxConnections="
+                                         f"{server.max_connections})"))
+            transport.close()
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        server.connections.add(self)
+        server.accepted_connections += 1
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER_BYTES, WRITE_LOW_WATER_BYTES)
+        self.session = AgentSession(server.core, now=now, max_frame_bytes=server.max_frame_bytes,
+                                    handshake_timeout_s=server.handshake_timeout_s, peer=peer_text)
+        deadline = self.session.next_deadline()
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._on_timer)
+        self.transmit()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.session is not None:
+            self.session.handle_timer(asyncio.get_running_loop().time())
+            self.transmit()
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None:
+            return
+        session.receive_bytes(data, asyncio.get_running_loop().time())
+        if session.next_deadline() is None and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.server.mark_dirty(self)
+
+    def transmit(self) -> None:
+        session, transport = self.session, self.transport
+        if session is None or transport is None or transport.is_closing():
+            return
+        data = session.bytes_to_send()
+        if data:
+            transport.write(data)
+        if session.closing:
+            transport.close()
+
+    def close_with(self, code: CloseCode, reason: str) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            self.transmit()
+            transport.write(encode_frame(FrameType.ERROR, int(code), reason))
+            transport.close()
+
+    def pause_writing(self) -> None:
+        # The agent is not reading: stop reading its requests until it catches up, so replies cannot
+        # pile up in our buffers (deliveries are already bounded by credit).
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.server.connections.discard(self)
+        session = self.session
+        if session is not None:
+            session.connection_lost(asyncio.get_running_loop().time())
+            self.session = None
+            self.server.core.service()
+            self.server.flush_writes()

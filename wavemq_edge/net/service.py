@@ -1,0 +1,297 @@
+"""The router process: start-up, timers, flushes, signals and shutdown (uvicorn's four steps of life).
+
+``RouterService.serve()`` runs ``startup()`` (stores recovered, router entity loaded or created,
+listeners up), then the main loop until a signal sets ``should_exit``, then ``shutdown()``: stop
+accepting, tell every agent the router is going away, final flush, close the stores. Signal handlers
+only set an event. Every wait in shutdown is bounded.
+
+Flushes run ``QueueStore.write_flush`` in a worker thread (the one place a blocking call leaves the
+loop: the fsync), while the loop keeps accepting and delivering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from .. import __version__
+from ..config import Config
+from ..router import RouterCore, RouterOptions
+from ..storage import QueueLimits, QueueStore, StorageError, StoreOptions
+from ..wave import (
+    EntitySecret,
+    Verifier,
+    WaveError,
+    WaveStore,
+    create_entity,
+    format_id,
+    load_entity_secret,
+    save_entity_secret,
+)
+from .agent_server import AgentServer
+
+__all__ = ["RouterService", "StartupError"]
+
+log = logging.getLogger("wavemq_edge.net.service")
+
+MIB: Final = 1024 * 1024
+#: The router entity WAVEMQ creates for itself lives 30 years (reference §7.2).
+ROUTER_ENTITY_EXPIRY_S: Final = 30 * 365 * 86400
+#: How often revocations recorded in the WAVE database (``wv revoke``, ``wv import``) are picked up.
+REVOCATION_POLL_S: Final = 2.0
+#: Longest the timer task sleeps, so a clock step or a missed wake-up costs at most this.
+MAX_TIMER_SLEEP_S: Final = 1.0
+#: Bound on the final flush and on closing connections at shutdown.
+SHUTDOWN_TIMEOUT_S: Final = 10.0
+
+
+class StartupError(Exception):
+    """The router cannot start; the message says what to fix."""
+
+
+@dataclass
+class ServiceStats:
+    started_wall: float = field(default_factory=time.time)
+    flush_seconds_total: float = 0.0
+    flush_seconds_last: float = 0.0
+
+
+def load_or_create_router_entity(path: Path) -> EntitySecret:
+    """The router's own entity (``RouterEntityFile``), created on first start as WAVEMQ does."""
+    if path.exists():
+        try:
+            return load_entity_secret(path)
+        except WaveError as exc:
+            raise StartupError(f"RoutingConfig.RouterEntityFile {path}: {exc}") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = create_entity(time.time(), ROUTER_ENTITY_EXPIRY_S, label="wavemq-edge router")
+        save_entity_secret(path, secret)
+    except (OSError, WaveError) as exc:
+        raise StartupError(f"cannot create the router entity at {path}: {exc}") from None
+    log.info("event=router_entity_created path=%s id=%s", path, format_id(secret.id))
+    return secret
+
+
+class RouterService:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.should_exit = asyncio.Event()
+        self.stats = ServiceStats()
+        self.core: RouterCore | None = None
+        self.queues: QueueStore | None = None
+        self.wave_store: WaveStore | None = None
+        self.agent_server: AgentServer | None = None
+        self.router_entity: EntitySecret | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self._known_revocations: frozenset[bytes] = frozenset()
+        self.listen_addresses: list[str] = []
+
+    # ------------------------------------------------------------------ start-up
+
+    async def startup(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for p in (cfg.queue.queue_data_store, cfg.wave.database, cfg.routing.persist_data_store):
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartupError(f"cannot create data directory {p}: {exc.strerror}") from None
+        self.router_entity = load_or_create_router_entity(cfg.routing.router_entity_file)
+        try:
+            self.wave_store = WaveStore(cfg.wave.database)
+        except WaveError as exc:
+            raise StartupError(str(exc)) from None
+        revoked = self.wave_store.revoked_commitments()
+        self._known_revocations = revoked
+        verifier = Verifier(lookup=self.wave_store.get_entity, revoked=revoked,
+                            default_to_unrevoked=cfg.wave.default_to_unrevoked)
+        store_options = StoreOptions(
+            path=str(cfg.queue.queue_data_store),
+            journal_dir=str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else None,
+            flush_interval_s=float(cfg.queue.flush_interval_s),
+            flush_bytes=cfg.queue.flush_size_mb * MIB,
+            max_queues=max(1024, cfg.limits.max_connections * 2),
+        )
+        t0 = time.perf_counter()
+        try:
+            self.queues = QueueStore.open(store_options, now, time.time())
+        except (StorageError, ValueError) as exc:
+            raise StartupError(f"QueueConfig.queueDataStore {cfg.queue.queue_data_store}: {exc}") from None
+        recovery_s = time.perf_counter() - t0
+        options = RouterOptions(
+            subscription_limits=QueueLimits(
+                max_length=cfg.queue.subscription_queue_max_length,
+                max_bytes=cfg.queue.subscription_queue_max_size_mb * MIB,
+                expiry_s=float(cfg.queue.queue_expiry_s),
+            ),
+            max_subscriptions_per_connection=cfg.limits.max_subscriptions_per_connection,
+            inflight_window=cfg.limits.inflight_window,
+        )
+        self.core = RouterCore(router_id=self.router_entity.id, queues=self.queues, verifier=verifier,
+                               options=options, now=now, wall_offset=time.time() - now, persist=None)
+        self.agent_server = AgentServer(self.core, max_connections=cfg.limits.max_connections,
+                                        max_frame_bytes=cfg.limits.max_frame_bytes,
+                                        handshake_timeout_s=cfg.limits.handshake_timeout_s)
+        addr = cfg.local.listen_addr
+        try:
+            server = await loop.create_server(self.agent_server.protocol_factory, addr.host, addr.port,
+                                              reuse_address=True, backlog=min(1024, cfg.limits.max_connections))
+        except OSError as exc:
+            raise StartupError(f"LocalConfig.listenAddr {addr}: cannot listen: {exc.strerror}") from None
+        self._servers.append(server)
+        for sock in server.sockets:
+            host, port = sock.getsockname()[:2]
+            self.listen_addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        if cfg.local.unix_socket is not None:
+            path = cfg.local.unix_socket
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            try:
+                userver = await loop.create_unix_server(self.agent_server.protocol_factory, str(path))
+            except OSError as exc:
+                raise StartupError(f"LocalConfig.unixSocket {path}: cannot listen: {exc.strerror}") from None
+            self._servers.append(userver)
+            self.listen_addresses.append(f"unix:{path}")
+        self._tasks.append(asyncio.create_task(self._timer_loop(), name="wavemq-timers"))
+        self._tasks.append(asyncio.create_task(self._revocation_loop(), name="wavemq-revocations"))
+        st = self.queues.store_stats()
+        log.info("event=started version=%s router=%s listen=%s queues=%d items=%d recovered_records=%d "
+                 "recovery_s=%.3f", __version__, format_id(self.router_entity.id), ",".join(self.listen_addresses),
+                 st.queues, st.items, st.recovered_records, recovery_s)
+
+    # ------------------------------------------------------------------ timers
+
+    def _next_deadline(self) -> float | None:
+        assert self.core is not None and self.queues is not None
+        deadlines = [d for d in (self.core.next_deadline(), self.queues.next_deadline()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    async def _timer_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.core is not None and self.queues is not None and self.agent_server is not None
+        while not self.should_exit.is_set():
+            now = loop.time()
+            deadline = self._next_deadline()
+            sleep = MAX_TIMER_SLEEP_S if deadline is None else min(MAX_TIMER_SLEEP_S, max(0.0, deadline - now))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.should_exit.wait(), timeout=sleep)
+            if self.should_exit.is_set():
+                return
+            now = loop.time()
+            self.core.wall_offset = time.time() - now
+            try:
+                self.core.handle_timer(now)
+            except StorageError:
+                log.exception("event=timer_failed")
+            self.agent_server.flush_writes()
+            if self._flush_task is None and self.queues.flush_due(now):
+                self._flush_task = asyncio.create_task(self._flush(), name="wavemq-flush")
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        queues = self.queues
+        assert queues is not None
+        try:
+            batch = queues.prepare_flush(loop.time())
+            if batch is None:
+                return
+            t0 = time.perf_counter()
+            outcome = await loop.run_in_executor(None, queues.write_flush, batch)
+            elapsed = time.perf_counter() - t0
+            queues.complete_flush(batch, outcome, loop.time())
+            self.stats.flush_seconds_last = elapsed
+            self.stats.flush_seconds_total += elapsed
+            if not batch.empty:
+                log.debug("event=flushed items=%d bytes=%d seconds=%.4f outcome=%s", batch.item_count,
+                          batch.item_bytes, elapsed, outcome.value)
+        finally:
+            self._flush_task = None
+
+    async def _revocation_loop(self) -> None:
+        while not self.should_exit.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.should_exit.wait(), timeout=REVOCATION_POLL_S)
+            if self.should_exit.is_set():
+                return
+            self.poll_revocations()
+
+    def poll_revocations(self) -> int:
+        """Pick up revocations added to the WAVE database since the last look."""
+        if self.wave_store is None or self.core is None or self.agent_server is None:
+            return 0
+        try:
+            current = self.wave_store.revoked_commitments()
+        except WaveError as exc:
+            log.warning("event=revocation_poll_failed error=%r", str(exc))
+            return 0
+        new = current - self._known_revocations
+        self._known_revocations = current
+        now = asyncio.get_running_loop().time()
+        for commitment in new:
+            ended = self.core.add_revocation(commitment, now)
+            log.info("event=revocation_learned commitment=%s subscriptions_ended=%d", commitment.hex()[:16], ended)
+        if new:
+            self.agent_server.flush_writes()
+        return len(new)
+
+    # ------------------------------------------------------------------ run / shutdown
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.should_exit.set)
+
+    async def serve(self, ready: asyncio.Event | None = None) -> None:
+        self.install_signal_handlers()
+        try:
+            await self.startup()
+            if ready is not None:
+                ready.set()
+            await self.should_exit.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        log.info("event=shutting_down")
+        self.should_exit.set()
+        for server in self._servers:
+            server.close()
+        if self.agent_server is not None:
+            self.agent_server.close_all("router shutting down")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT_S)
+        if self._flush_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._flush_task), timeout=SHUTDOWN_TIMEOUT_S)
+        for server in self._servers:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+        if self.queues is not None:
+            try:
+                outcome = self.queues.close(asyncio.get_running_loop().time())
+                log.info("event=final_flush outcome=%s", outcome.value)
+            except StorageError as exc:
+                log.error("event=final_flush_failed error=%r", str(exc))
+            self.queues = None
+        if self.wave_store is not None:
+            self.wave_store.close()
+            self.wave_store = None
+        if self.config.local.unix_socket is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.local.unix_socket)
+        log.info("event=stopped")
