@@ -31,6 +31,7 @@ from .options import (
     StoreOptions,
     default_journal_dir,
 )
+from .persist import PersistOptions, PersistStore, QueryResult
 from .queue_store import FlushOutcome, QueueExpired, QueueStore, StoreStats
 from .ring_queue import DropReason, QueueStats
 
@@ -51,6 +52,9 @@ __all__ = [
     "JournalReport",
     "LmdbQueueBackend",
     "MemoryBackend",
+    "PersistOptions",
+    "PersistStore",
+    "QueryResult",
     "QueueExistsError",
     "QueueExpired",
     "QueueKind",
