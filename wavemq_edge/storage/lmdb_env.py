@@ -76,6 +76,12 @@ class DurableEnv:
             raise CorruptStoreError(f"cannot open LMDB store at {path!r}: {e}") from e
         self.map_size = int(self.env.info()["map_size"])
         try:
+            self._check_length()
+        except StorageError:
+            self.env.close()
+            self._release_lock()
+            raise
+        try:
             self.meta = self.env.open_db(b"meta", create=True)
             self._check_magic()
         except (lmdb.Error, StorageError):
@@ -98,6 +104,19 @@ class DurableEnv:
             # LMDB itself would treat an empty data file as a new store; an empty file where a store
             # was is truncation, so say so instead of silently starting empty.
             raise CorruptStoreError(f"store file {os.path.join(self.path, 'data.mdb')!r} is empty (truncated?)")
+
+    def _check_length(self) -> None:
+        """A data file shorter than its last page (truncated copy, full disk during a restore) would
+        make LMDB fault (SIGBUS) on the first read past the end; refuse it up front instead."""
+        info = self.env.info()
+        psize = int(self.env.stat()["psize"])
+        need = (int(info["last_pgno"]) + 1) * psize
+        have = os.path.getsize(os.path.join(self.path, "data.mdb"))
+        if have < need:
+            raise CorruptStoreError(
+                f"store file {os.path.join(self.path, 'data.mdb')!r} has {have} bytes but its last page "
+                f"ends at {need} (truncated)"
+            )
 
     def _acquire_lock(self) -> None:
         lock_path = os.path.join(self.path, LOCK_FILE)

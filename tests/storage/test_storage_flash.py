@@ -1,0 +1,104 @@
+"""Flash test: what reaches the SD card.
+
+Method. ``/proc/self/io`` ``write_bytes`` counts the bytes this process caused to be sent to a block
+device (the kernel charges a process when it dirties page-cache pages of a disk-backed file, which is
+what LMDB's ``pwrite`` does without ``writemap``). Writes into tmpfs (the journal) are not charged: tmpfs
+pages have no backing device. So the delta of ``write_bytes`` around a piece of work is the device
+traffic that work will cause. We cross-check with the durable directory itself: the size and mtime of
+``data.mdb`` must not change between flushes. The test runs in-process (the fixture journal lives on
+/dev/shm) and skips if the kernel does not expose ``/proc/self/io`` accounting.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from wavemq_edge.storage import QueueKind, QueueLimits, QueueStore, StoreOptions
+
+ITEMS = 10_000
+PAYLOAD = 100
+#: LMDB leaf node header (8) + our 8-byte big-endian key + our 8-byte enqueue time.
+KEY_OVERHEAD = 24
+
+
+def _write_bytes() -> int:
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    raise RuntimeError("no write_bytes")
+
+
+def _stat(path: str) -> tuple[int, int]:
+    st = os.stat(os.path.join(path, "data.mdb"))
+    return st.st_size, st.st_mtime_ns
+
+
+@pytest.fixture
+def io_accounting(tmp_path: object) -> None:
+    if not os.path.exists("/proc/self/io"):
+        pytest.skip("no /proc/self/io")
+    probe = os.path.join(str(tmp_path), "probe")
+    before = _write_bytes()
+    with open(probe, "wb") as f:
+        f.write(b"x" * 65536)
+        f.flush()
+        os.fsync(f.fileno())
+    if _write_bytes() - before < 65536:
+        pytest.skip("kernel does not account write_bytes for this filesystem")
+
+
+def _open(store_path: str, journal_dir: str) -> QueueStore:
+    opts = StoreOptions(path=store_path, journal_dir=journal_dir, flush_interval_s=30.0)
+    s = QueueStore.open(opts, now=0.0, wall_time=time.time())
+    s.create_queue("sub", QueueKind.SUBSCRIPTION, QueueLimits(100_000, 1 << 30), 0.0)
+    s.flush(0.0)  # the queue header is written once, at creation
+    return s
+
+
+@pytest.mark.usefixtures("io_accounting")
+def test_in_window_delivery_writes_nothing(store_path: str, journal_dir: str) -> None:
+    s = _open(store_path, journal_dir)
+    stat0 = _stat(store_path)
+    wb0 = _write_bytes()
+    payload = b"p" * PAYLOAD
+    now = 1.0
+    for i in range(ITEMS):
+        seq = s.append("sub", payload, now)
+        if i % 10 == 9:  # a consumer acks in batches of 10, well inside the flush window
+            for got_seq, _item in s.peek("sub", seq - 10, 10):
+                assert got_seq <= seq
+            s.ack("sub", seq, now)
+        now += 0.001
+    between = _write_bytes() - wb0
+    s.flush(now)  # nothing is left to write: the flush is empty (journal rotation only)
+    at_flush = _write_bytes() - wb0
+    print(f"\nin-window: {between} bytes between flushes, {at_flush} bytes including the flush")
+    assert between == 0
+    assert at_flush == 0
+    assert _stat(store_path) == stat0
+    assert s.store_stats().empty_flushes >= 1
+    s.close(now)
+
+
+@pytest.mark.usefixtures("io_accounting")
+def test_backlog_costs_at_most_twice_item_plus_key_per_flush(store_path: str, journal_dir: str) -> None:
+    s = _open(store_path, journal_dir)
+    payload = b"q" * PAYLOAD
+    now = 1.0
+    per_item: list[float] = []
+    for _round in range(4):
+        wb0 = _write_bytes()
+        stat0 = _stat(store_path)
+        for _ in range(ITEMS // 4):
+            s.append("sub", payload, now)
+        assert _write_bytes() == wb0 and _stat(store_path) == stat0  # nothing until the flush
+        s.flush(now)
+        per_item.append((_write_bytes() - wb0) / (ITEMS // 4))
+        now += 30.0
+    print(f"\nbacklog: device bytes per {PAYLOAD}-byte item per flush: {[round(x, 1) for x in per_item]}")
+    assert max(per_item) <= 2 * (PAYLOAD + KEY_OVERHEAD)
+    s.close(now)
