@@ -157,3 +157,18 @@ def test_without_journal_a_crash_loses_the_window_only(store_path: str) -> None:
     assert [i for _s, i in s.peek("q", 0, 10)] == [b"durable"]
     assert not s.store_stats().journal_enabled
     s.close(0.0)
+
+
+def test_sequences_never_repeat_after_a_crash_of_an_in_window_queue(journal_dir: str) -> None:
+    """Items appended and acked in-window leave no key; the journal remembers the tail."""
+    b = MemoryBackend()
+    opts = StoreOptions(path="(memory)", journal_dir=journal_dir)
+    s = QueueStore(b, opts, 0.0, WALL0)
+    s.create_queue("q", QueueKind.TRUNK, QueueLimits(10, 100), 0.0)
+    s.flush(0.0)
+    seq = s.append("q", b"x", 1.0)
+    s.ack("q", seq)
+    s.flush(2.0)  # empty flush: covers (deletes) the segment that held the append
+    s.abandon()
+    s = QueueStore(b, opts, 3.0, WALL0 + 3.0)
+    assert s.append("q", b"y", 3.0) == seq + 1

@@ -44,6 +44,19 @@ class StorageWriteError(StorageError):
     """A durable write transaction failed (I/O error, disk full); nothing of it was committed."""
 
 
+def check_lmdb_build() -> None:
+    """py-lmdb < 2.3 has the ``set_mapsize`` handle bug (handles go stale after a resize), and an LMDB
+    1.x build writes a data format 0.9 builds cannot open; we need neither."""
+    try:
+        major, minor = (int(x) for x in str(lmdb.__version__).split(".")[:2])
+    except ValueError:
+        major, minor = 0, 0
+    if (major, minor) < (2, 3):
+        raise StorageError(f"py-lmdb {lmdb.__version__} is too old: need >= 2.3 (set_mapsize handle bug)")
+    if tuple(lmdb.version()[:2]) != (0, 9):
+        raise StorageError(f"py-lmdb is built against LMDB {lmdb.version()}; stores use the LMDB 0.9 data format")
+
+
 class DurableEnv:
     """One LMDB environment owned by this process, with our magic in the ``meta`` database."""
 
@@ -55,6 +68,7 @@ class DurableEnv:
         self.commits = 0
         self.map_growths = 0
         self._lock_fd = -1
+        check_lmdb_build()
         self._check_dir()
         self._acquire_lock()
         try:

@@ -63,11 +63,13 @@ _REC_HEAD: Final = 3
 _REC_TOUCH: Final = 4
 _REC_REMOVE: Final = 5
 _REC_DEDUP: Final = 6
+_REC_TAIL: Final = 7
 _APPEND: Final = struct.Struct("<BQQd")
 _HEAD: Final = struct.Struct("<BQQB")
 _TOUCH: Final = struct.Struct("<BQd")
 _REMOVE: Final = struct.Struct("<BQ")
 _DEDUP: Final = struct.Struct("<Bd")
+_TAIL: Final = struct.Struct("<BQQ")
 #: Fraction of a queue's items shed when the map cannot grow any more (reason ``storage-full``).
 _STORAGE_FULL_SHED_FRACTION: Final = 4
 
@@ -214,6 +216,7 @@ class QueueStore:
             q.restore(seq, size, self._from_wall(wall, now))
         if first:
             q.reset_empty(max(next_seq, 1))
+        q.persisted_next = q.tail
         q.drops = (drops + [0] * 6)[:6]
         q.last_active = q.persisted_last_active = active
         q.header_dirty = False
@@ -263,6 +266,11 @@ class QueueStore:
             q = self._by_inc.get(inc)
             if q is not None:
                 self._forget_queue(q)
+        elif kind == _REC_TAIL:
+            _t, inc, tail = _TAIL.unpack_from(body, 0)
+            q = self._by_inc.get(inc)
+            if q is not None and q.depth == 0 and tail > q.tail:
+                q.reset_empty(tail)
         elif kind == _REC_DEDUP:
             _t, wall = _DEDUP.unpack_from(body, 0)
             self.dedup.window.load(body[_DEDUP.size :], self._from_wall(wall, now), durable=False)
@@ -543,6 +551,7 @@ class QueueStore:
                 batch.headers.append((q.queue_id, self._header(q)))
                 q.header_dirty = False
                 q.persisted_last_active = q.last_active
+                q.persisted_next = q.tail
                 q.has_db = True  # the header and the database are created in the same transaction
             if q.pending or q.disk_head < min(q.head, q.disk_tail):
                 entry = q.plan_flush()
@@ -550,6 +559,17 @@ class QueueStore:
                 batch.item_count += len(entry.items)
                 for _seq, _when, item in entry.items:
                     batch.item_bytes += len(item)
+        if journal is not None:
+            # A queue emptied in-window keeps no key that tells its next sequence, and its header is
+            # not rewritten for that (flash). The fresh segment records it, so a crash-restart never
+            # reuses a sequence number; only a power cut can (README, "API for the router").
+            tails = [
+                _TAIL.pack(_REC_TAIL, q.incarnation, q.tail)
+                for q in self._queues.values()
+                if q.depth == 0 and q.tail > q.persisted_next
+            ]
+            if tails:
+                journal.write_many(tails)
         # Enqueue times travel to disk as wall-clock seconds.
         offset = self._offset
         for entry in batch.entries:

@@ -127,6 +127,8 @@ class RingQueue:
         self.drops: list[int] = [0, 0, 0, 0, 0, 0]
         #: Header fields (drops, last_active, next seq) changed since the last flush.
         self.header_dirty = True
+        #: ``next`` as written in the durable header (see ``QueueStore.prepare_flush``).
+        self.persisted_next = head
         #: The durable store has (or is being given) a database for this incarnation.
         self.has_db = False
 
