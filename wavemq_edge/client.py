@@ -277,6 +277,7 @@ class Client:
         self._closed = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self._last_publish_ms = 0
 
     # ------------------------------------------------------------------ connect / close
 
@@ -575,10 +576,20 @@ class Client:
             objects = list(payload)
         proof = self._proof_for(ns, "publish", uri)
         proof_id = await self._ensure_proof(proof)
-        msg = sign_message(self.entity, namespace=ns, uri=uri, payload=objects, proof_id=proof_id, now=time.time(),
-                           origin_router=b"", persist=persist)
+        msg = sign_message(self.entity, namespace=ns, uri=uri, payload=objects, proof_id=proof_id,
+                           now=self._next_timestamp(), origin_router=b"", persist=persist)
         reply = await self._request(FrameType.PUBLISH, msg.raw, resend=True)
         return str(reply.fields[1])
+
+    def _next_timestamp(self) -> float:
+        """Wall-clock seconds whose millisecond is strictly after the previous publish's. The message id
+        derives from the signed content, timestamp included, so two identical payloads published to one
+        URI within a millisecond would otherwise be one message to the router's duplicate filter."""
+        ms = int(time.time() * 1000)
+        if ms <= self._last_publish_ms:
+            ms = self._last_publish_ms + 1
+        self._last_publish_ms = ms
+        return (ms + 0.5) / 1000.0
 
     def subscribe(self, namespace: str | bytes | os.PathLike[str], pattern: str, identifier: str | None = None, *,
                   auto_ack: bool = True) -> Subscription:

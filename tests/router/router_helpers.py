@@ -27,23 +27,30 @@ T0 = 1_800_000_000.0  # wall-clock epoch of the tests (2027)
 YEAR = 365 * 86400
 
 
+@dataclass
+class Page:
+    items: list[tuple[str, bytes]]
+    continuation: str | None
+
+
 class MemoryPersist:
     """In-memory persisted-message store with the router's interface (last message per URI)."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[bytes, str], bytes] = {}
+        self.items: dict[tuple[str, str], bytes] = {}
 
-    def put(self, namespace: bytes, uri: str, message: bytes) -> None:
+    def put(self, namespace: str, uri: str, message: bytes) -> None:
         self.items[(namespace, uri)] = message
 
-    def query(self, namespace: bytes, pattern: tuple[str, ...], after_uri: str | None,
-              limit: int) -> tuple[list[tuple[str, bytes]], str | None]:
-        from wavemq_edge.uri import matches
+    def query(self, namespace: str, pattern: str, after_uri: str | None = None, limit: int = 100) -> Page:
+        from wavemq_edge.uri import matches, parse_pattern
 
-        hits = sorted((u, m) for (ns, u), m in self.items.items()
-                      if ns == namespace and matches(pattern, tuple(u.split("/")))
-                      and (after_uri is None or u > after_uri))
-        return hits[:limit], (hits[limit - 1][0] if len(hits) > limit else None)
+        pat = parse_pattern(pattern)
+        hits = sorted((tuple(u.split("/")), m) for (ns, u), m in self.items.items()
+                      if ns == namespace and matches(pat, tuple(u.split("/")))
+                      and (after_uri is None or tuple(u.split("/")) > tuple(after_uri.split("/"))))
+        page = [("/".join(k), m) for k, m in hits[:limit]]
+        return Page(page, page[-1][0] if len(hits) > limit else None)
 
 
 @dataclass

@@ -94,11 +94,15 @@ class AgentProtocol(asyncio.Protocol):
         server.accepted_connections += 1
         transport.set_write_buffer_limits(WRITE_HIGH_WATER_BYTES, WRITE_LOW_WATER_BYTES)
         self.session = AgentSession(server.core, now=now, max_frame_bytes=server.max_frame_bytes,
-                                    handshake_timeout_s=server.handshake_timeout_s, peer=peer_text)
+                                    handshake_timeout_s=server.handshake_timeout_s, peer=peer_text,
+                                    on_output=self._on_output)
         deadline = self.session.next_deadline()
         if deadline is not None:
             self._timer = loop.call_at(deadline, self._on_timer)
         self.transmit()
+
+    def _on_output(self) -> None:
+        self.server.mark_dirty(self)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -24,7 +24,7 @@ from typing import Final
 from .. import __version__
 from ..config import Config
 from ..router import RouterCore, RouterOptions
-from ..storage import QueueLimits, QueueStore, StorageError, StoreOptions
+from ..storage import PersistOptions, PersistStore, QueueLimits, QueueStore, StorageError, StoreOptions
 from ..wave import (
     EntitySecret,
     Verifier,
@@ -87,12 +87,14 @@ class RouterService:
         self.stats = ServiceStats()
         self.core: RouterCore | None = None
         self.queues: QueueStore | None = None
+        self.persist: PersistStore | None = None
         self.wave_store: WaveStore | None = None
         self.agent_server: AgentServer | None = None
         self.router_entity: EntitySecret | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_task: asyncio.Task[None] | None = None
+        self._persist_flush_task: asyncio.Task[None] | None = None
         self._known_revocations: frozenset[bytes] = frozenset()
         self.listen_addresses: list[str] = []
 
@@ -128,6 +130,16 @@ class RouterService:
             self.queues = QueueStore.open(store_options, now, time.time())
         except (StorageError, ValueError) as exc:
             raise StartupError(f"QueueConfig.queueDataStore {cfg.queue.queue_data_store}: {exc}") from None
+        journal_dir = str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else None
+        try:
+            self.persist = PersistStore.open(
+                PersistOptions(path=str(cfg.routing.persist_data_store), journal_dir=journal_dir,
+                               flush_interval_s=float(cfg.queue.flush_interval_s),
+                               flush_bytes=cfg.queue.flush_size_mb * MIB),
+                now,
+            )
+        except (StorageError, ValueError) as exc:
+            raise StartupError(f"RoutingConfig.PersistDataStore {cfg.routing.persist_data_store}: {exc}") from None
         recovery_s = time.perf_counter() - t0
         options = RouterOptions(
             subscription_limits=QueueLimits(
@@ -139,7 +151,7 @@ class RouterService:
             inflight_window=cfg.limits.inflight_window,
         )
         self.core = RouterCore(router_id=self.router_entity.id, queues=self.queues, verifier=verifier,
-                               options=options, now=now, wall_offset=time.time() - now, persist=None)
+                               options=options, now=now, wall_offset=time.time() - now, persist=self.persist)
         self.agent_server = AgentServer(self.core, max_connections=cfg.limits.max_connections,
                                         max_frame_bytes=cfg.limits.max_frame_bytes,
                                         handshake_timeout_s=cfg.limits.handshake_timeout_s)
@@ -174,7 +186,8 @@ class RouterService:
 
     def _next_deadline(self) -> float | None:
         assert self.core is not None and self.queues is not None
-        deadlines = [d for d in (self.core.next_deadline(), self.queues.next_deadline()) if d is not None]
+        persist = self.persist.next_flush_deadline() if self.persist is not None else None
+        deadlines = [d for d in (self.core.next_deadline(), self.queues.next_deadline(), persist) if d is not None]
         return min(deadlines) if deadlines else None
 
     async def _timer_loop(self) -> None:
@@ -197,6 +210,8 @@ class RouterService:
             self.agent_server.flush_writes()
             if self._flush_task is None and self.queues.flush_due(now):
                 self._flush_task = asyncio.create_task(self._flush(), name="wavemq-flush")
+            if self.persist is not None and self._persist_flush_task is None and self.persist.flush_due(now):
+                self._persist_flush_task = asyncio.create_task(self._flush_persist(), name="wavemq-persist-flush")
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -217,6 +232,19 @@ class RouterService:
                           batch.item_bytes, elapsed, outcome.value)
         finally:
             self._flush_task = None
+
+    async def _flush_persist(self) -> None:
+        loop = asyncio.get_running_loop()
+        persist = self.persist
+        assert persist is not None
+        try:
+            batch = persist.prepare_flush(loop.time())
+            if batch is None:
+                return
+            outcome = await loop.run_in_executor(None, persist.write_flush, batch)
+            persist.complete_flush(batch, outcome, loop.time())
+        finally:
+            self._persist_flush_task = None
 
     async def _revocation_loop(self) -> None:
         while not self.should_exit.is_set():
@@ -275,9 +303,10 @@ class RouterService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT_S)
-        if self._flush_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._flush_task), timeout=SHUTDOWN_TIMEOUT_S)
+        for flush in (self._flush_task, self._persist_flush_task):
+            if flush is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(flush), timeout=SHUTDOWN_TIMEOUT_S)
         for server in self._servers:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
@@ -288,6 +317,12 @@ class RouterService:
             except StorageError as exc:
                 log.error("event=final_flush_failed error=%r", str(exc))
             self.queues = None
+        if self.persist is not None:
+            try:
+                self.persist.close(asyncio.get_running_loop().time())
+            except StorageError as exc:
+                log.error("event=persist_final_flush_failed error=%r", str(exc))
+            self.persist = None
         if self.wave_store is not None:
             self.wave_store.close()
             self.wave_store = None

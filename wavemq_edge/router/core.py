@@ -59,6 +59,7 @@ from .subscription import Consumer, Subscription
 __all__ = [
     "SUBSCRIPTION_RECORDS",
     "PersistStore",
+    "PersistedPage",
     "PublishResult",
     "QueryResult",
     "RouterCore",
@@ -77,14 +78,22 @@ _RECORDS_COMPACT_FACTOR: Final = 4
 _PEEK_BATCH: Final = 64
 
 
+class PersistedPage(Protocol):
+    @property
+    def items(self) -> list[tuple[str, bytes]]: ...
+
+    @property
+    def continuation(self) -> str | None: ...
+
+
 class PersistStore(Protocol):
-    """The persisted-message store (``PersistDataStore``): last message per exact URI."""
+    """The persisted-message store (``storage.PersistStore``): last message per exact URI. Namespaces
+    are given in their printable form."""
 
-    def put(self, namespace: bytes, uri: str, message: bytes) -> None: ...
+    def put(self, namespace: str, uri: str, message: bytes) -> None: ...
 
-    def query(
-        self, namespace: bytes, pattern: Pattern, after_uri: str | None, limit: int
-    ) -> tuple[list[tuple[str, bytes]], str | None]: ...
+    def query(self, namespace: str, pattern: str, after_uri: str | None = None, limit: int = ...) -> PersistedPage:
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +258,7 @@ class RouterCore:
     def _accept(self, msg: Message, now: float) -> PublishResult:
         """Store and fan out a verified message."""
         if msg.persist and self.persist is not None:
-            self.persist.put(msg.namespace, msg.uri, msg.raw)
+            self.persist.put(format_id(msg.namespace), msg.uri, msg.raw)
             self.counters.persisted += 1
         subs = self._trie.match(self._topic(msg.namespace, msg.resource))
         for sub in subs:
@@ -487,9 +496,12 @@ class RouterCore:
         self._check_proof(proof, subject=req.src, namespace=req.namespace, permission="query", resource=pattern,
                           now=now)
         limit = max(1, min(limit, self.options.query_max_results)) if limit > 0 else self.options.query_max_results
-        messages, continuation = self.persist.query(req.namespace, pattern, after_uri, limit)
+        try:
+            page = self.persist.query(format_id(req.namespace), req.uri, after_uri, limit)
+        except (UriError, ValueError) as exc:
+            raise RouterError(ErrorCode.BAD_URI, f"query continuation or pattern refused: {exc}") from None
         self.counters.queries += 1
-        return QueryResult(messages, continuation, "local")
+        return QueryResult(list(page.items), page.continuation, "local")
 
     # ------------------------------------------------------------------ timers and revocation
 

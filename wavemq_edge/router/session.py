@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from enum import Enum
 from typing import Final
 
@@ -101,8 +102,12 @@ class AgentSession:
     """See the module docstring."""
 
     def __init__(self, core: RouterCore, *, now: float, max_frame_bytes: int, handshake_timeout_s: float,
-                 peer: str = "?", challenge: bytes | None = None) -> None:
+                 peer: str = "?", challenge: bytes | None = None,
+                 on_output: Callable[[], None] | None = None) -> None:
         self.core = core
+        #: called when output appears while none was waiting: deliveries are produced by *other*
+        #: connections' input, so the glue must learn which sessions have bytes to write.
+        self.on_output = on_output
         self.peer = peer
         self.state = SessionState.AWAIT_AUTH
         self.entity: Entity | None = None
@@ -170,6 +175,8 @@ class AgentSession:
     # ------------------------------------------------------------------ internals
 
     def _send(self, kind: FrameType, *fields: object) -> None:
+        if not self._out and self.on_output is not None:
+            self.on_output()
         try:
             self._out.append(encode_frame(kind, *fields, max_frame_bytes=self.max_frame_bytes))
         except LocalWireError as exc:

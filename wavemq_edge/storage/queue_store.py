@@ -209,11 +209,14 @@ class QueueStore:
         except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as e:
             raise CorruptStoreError(f"store {self.options.path!r}: unreadable queue header: {e}") from e
         first = True
-        for seq, size, wall in self._backend.iter_items(q.incarnation):
-            if first:
-                q.reset_empty(seq)
-                first = False
-            q.restore(seq, size, self._from_wall(wall, now))
+        try:
+            for seq, size, wall in self._backend.iter_items(q.incarnation):
+                if first:
+                    q.reset_empty(seq)
+                    first = False
+                q.restore(seq, size, self._from_wall(wall, now))
+        except ValueError as e:  # a gap in the keys: not something we ever write
+            raise CorruptStoreError(f"store {self.options.path!r}: {e}") from e
         if first:
             q.reset_empty(max(next_seq, 1))
         q.persisted_next = q.tail
