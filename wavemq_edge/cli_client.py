@@ -231,7 +231,8 @@ async def _demo(args: argparse.Namespace) -> int:
 
     config = load_default_config(tmp / "state")
     config = replace(config, local=LocalConfig(ListenAddress("127.0.0.1", 0), None),
-                     wave=replace(config.wave, database=tmp / "wave"))
+                     wave=replace(config.wave, database=tmp / "wave"),
+                     queue=replace(config.queue, journal_dir=tmp / "journal"))
     router = RouterService(config)
     ready = asyncio.Event()
     serve = asyncio.create_task(router.serve(ready))

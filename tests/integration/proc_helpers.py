@@ -6,15 +6,14 @@ finaliser), and every wait is bounded.
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 BIN = Path(sys.executable).parent
 WAVEMQ = str(BIN / "wavemq-edge")
@@ -43,49 +42,43 @@ def config_text(tmp: Path, *, flush_interval: int = 1, extra: str = "") -> str:
 
 @dataclass
 class RouterProcess:
+    """A router process whose output goes to a log file (a pipe nobody reads would block it)."""
+
     config: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     address: str = ""
-    output: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+    _log: BinaryIO | None = None
 
     def start(self, listen: str = "127.0.0.1:0") -> RouterProcess:
+        n = 0
+        while True:
+            self.log_path = self.config.parent / f"router-{n}.log"
+            if not self.log_path.exists():
+                break
+            n += 1
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([WAVEMQ, "--log-level", "INFO", "run", str(self.config), "--listen", listen],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.env)
         deadline = time.monotonic() + START_TIMEOUT_S
-        assert self.proc.stdout is not None
-        buf = b""
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"listening:\s+(\S+) \(agents\)", buf)
-                if m:
-                    self.address = m.group(1).decode()
-                    self.output.append(buf.decode(errors="replace"))
-                    return self
+            m = re.search(r"listening:\s+(\S+) \(agents\)", self.drain())
+            if m:
+                self.address = m.group(1)
+                return self
             if self.proc.poll() is not None:
                 break
+            time.sleep(0.05)
         self.stop()
-        raise AssertionError(f"router did not start: {buf.decode(errors='replace')}")
+        raise AssertionError(f"router did not start: {self.drain()}")
 
     def drain(self) -> str:
-        """Output so far (non-blocking)."""
-        if self.proc is None or self.proc.stdout is None:
-            return "".join(self.output)
-        while True:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0)
-            if not ready:
-                break
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            self.output.append(chunk.decode(errors="replace"))
-        return "".join(self.output)
+        """Everything the router printed so far."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -101,9 +94,9 @@ class RouterProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.drain()
-            self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 def run(cmd: list[str], env: dict[str, str], *, input: bytes | None = None, timeout: float = 30.0,

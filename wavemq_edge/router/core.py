@@ -181,6 +181,8 @@ class RouterCore:
         self._ready: set[Subscription] = set()
         self._replay = ReplayGuard(max_age_s=options.request_max_age_s + options.skew_s)
         self._records_live = 0
+        #: agent sessions currently open (maintained by ``AgentSession``), for status.
+        self.agent_connections = 0
         self.started = now
         queues.create_queue(SUBSCRIPTION_RECORDS, QueueKind.TRUNK, _RECORDS_LIMITS, now)
         self._restore_subscriptions(now)

@@ -124,6 +124,8 @@ class AgentSession:
         self._inflight: dict[str, int] = {}
         self.frames_in = 0
         self.frames_out = 0
+        core.agent_connections += 1
+        self._counted_out = False
         self._send(FrameType.HELLO, PROTOCOL_VERSION, core.router_id, self._challenge, max_frame_bytes,
                    core.options.inflight_window)
 
@@ -196,6 +198,9 @@ class AgentSession:
         self._detach_all(now)
 
     def _detach_all(self, now: float) -> None:
+        if not self._counted_out:
+            self._counted_out = True
+            self.core.agent_connections -= 1
         subs = list(self.subscriptions.values())
         self.subscriptions.clear()
         self._by_sub_id.clear()
@@ -251,7 +256,7 @@ class AgentSession:
         self.state = SessionState.OPEN
         self._deadline = None
         self._send(FrameType.WELCOME, entity.id)
-        log.info("event=agent_authenticated peer=%s entity=%s", self.peer, format_id(entity.id))
+        log.debug("event=agent_authenticated peer=%s entity=%s", self.peer, format_id(entity.id))
 
     def _on_proof(self, frame: Frame, now: float) -> None:
         req, proof = _fields(frame, 2)
@@ -353,6 +358,7 @@ class AgentSession:
             "version": __version__,
             "router_id": format_id(core.router_id),
             "uptime_s": int(now - core.started),
+            "connections": core.agent_connections,
             "subscriptions": len(core.subscriptions()),
             "queues": st.queues,
             "queued_items": st.items,
