@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,10 @@ def _build_parser() -> argparse.ArgumentParser:
                           "publish/subscribe on the namespace, starts a router on a free loopback port, "
                           "publishes 'hello world' five times to a subscriber that prints them, then exits.")
     demo.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
+
+    from .bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -166,6 +171,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _print_banner(service)
         await task
 
+    profile_path = os.environ.get("WAVEMQ_EDGE_PROFILE")
+    profiler = None
+    if profile_path:  # for `wavemq-edge bench` reports: where the router's time goes
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         loop.run_until_complete(serve())
     except StartupError as exc:
@@ -175,6 +187,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     finally:
         loop.close()
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
     return EXIT_OK
 
 
@@ -212,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_check_config(args)
     if args.command == "run":
         return _cmd_run(args)
+    if args.command == "bench":
+        from .bench import run_bench
+
+        return run_bench(args)
     if args.command in ("pub", "sub", "query", "unsub", "status", "demo"):
         from .cli_client import run_client_command
 

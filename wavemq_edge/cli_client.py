@@ -229,10 +229,13 @@ async def _demo(args: argparse.Namespace) -> int:
 
     from .config import ListenAddress, LocalConfig
 
+    # The crash journal belongs on tmpfs (/dev/shm where it exists), never on the demo's disk directory.
+    shm = Path("/dev/shm")
+    journal = Path(tempfile.mkdtemp(prefix="wavemq-demo-journal-", dir=shm if shm.is_dir() else tmp))
     config = load_default_config(tmp / "state")
     config = replace(config, local=LocalConfig(ListenAddress("127.0.0.1", 0), None),
                      wave=replace(config.wave, database=tmp / "wave"),
-                     queue=replace(config.queue, journal_dir=tmp / "journal"))
+                     queue=replace(config.queue, journal_dir=journal))
     router = RouterService(config)
     ready = asyncio.Event()
     serve = asyncio.create_task(router.serve(ready))
@@ -253,9 +256,10 @@ async def _demo(args: argparse.Namespace) -> int:
     finally:
         router.should_exit.set()
         await asyncio.wait_for(serve, CLIENT_TIMEOUT_S)
-        if not args.keep:
-            import shutil
+        import shutil
 
+        shutil.rmtree(journal, ignore_errors=True)
+        if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return EXIT_OK
 

@@ -278,6 +278,7 @@ class Client:
         self._reconnect_task: asyncio.Task[None] | None = None
         self.reconnects = 0
         self._last_publish_ms = 0
+        self._publish_seq = 0
 
     # ------------------------------------------------------------------ connect / close
 
@@ -576,20 +577,24 @@ class Client:
             objects = list(payload)
         proof = self._proof_for(ns, "publish", uri)
         proof_id = await self._ensure_proof(proof)
+        now, seq = self._next_stamp()
         msg = sign_message(self.entity, namespace=ns, uri=uri, payload=objects, proof_id=proof_id,
-                           now=self._next_timestamp(), origin_router=b"", persist=persist)
+                           now=now, origin_router=b"", persist=persist, seq=seq)
         reply = await self._request(FrameType.PUBLISH, msg.raw, resend=True)
         return str(reply.fields[1])
 
-    def _next_timestamp(self) -> float:
-        """Wall-clock seconds whose millisecond is strictly after the previous publish's. The message id
-        derives from the signed content, timestamp included, so two identical payloads published to one
-        URI within a millisecond would otherwise be one message to the router's duplicate filter."""
-        ms = int(time.time() * 1000)
-        if ms <= self._last_publish_ms:
-            ms = self._last_publish_ms + 1
-        self._last_publish_ms = ms
-        return (ms + 0.5) / 1000.0
+    def _next_stamp(self) -> tuple[float, int]:
+        """(timestamp, seq) for the next publish. The message id derives from the signed content, so two
+        identical payloads published to one URI within the same millisecond would be one message to the
+        router's duplicate filter; ``seq`` counts publishes within a millisecond and tells them apart."""
+        now = time.time()
+        ms = int(now * 1000)
+        if ms == self._last_publish_ms:
+            self._publish_seq += 1
+        else:
+            self._last_publish_ms = ms
+            self._publish_seq = 0
+        return now, self._publish_seq
 
     def subscribe(self, namespace: str | bytes | os.PathLike[str], pattern: str, identifier: str | None = None, *,
                   auto_ack: bool = True) -> Subscription:

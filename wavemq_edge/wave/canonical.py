@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from typing import Final, Union
 
+import cbor2
+
 from .errors import EncodingError, Reason
 
-__all__ = ["MAX_DEPTH", "CborValue", "decode", "encode"]
+__all__ = ["MAX_DEPTH", "CborValue", "decode", "decode_reference", "encode"]
 
 CborValue = Union[int, bytes, str, bool, None, "list[CborValue]", "tuple[CborValue, ...]", "dict[int, CborValue]"]
 
@@ -101,11 +103,59 @@ def _encode(value: CborValue, out: bytearray, depth: int) -> None:
         raise EncodingError(Reason.MALFORMED, f"cannot encode a {type(value).__name__} in canonical CBOR")
 
 
-def encode(value: CborValue) -> bytes:
-    """The canonical encoding of ``value`` (tuples encode as arrays)."""
+def _encode_reference(value: CborValue) -> bytes:
+    """The in-house encoder: the definition of the encoding, and the source of precise errors."""
     out = bytearray()
     _encode(value, out, 0)
     return bytes(out)
+
+
+_LEAVES: Final = frozenset({bytes, str, type(None), bool})
+
+
+def _plain(value: object, depth: int) -> bool:
+    """True if ``value`` is within the subset (types, int range, uint map keys, depth), so cbor2's C
+    codec produces and accepts exactly the bytes the reference encoder/decoder would. Explicit loops and
+    exact-type tests: this runs on every message, and generator-based ``all()`` doubled its cost."""
+    t = type(value)
+    if t in _LEAVES:
+        return True
+    if t is int:
+        return -(1 << 64) <= value <= _UINT64_MAX  # type: ignore[operator]
+    if depth >= MAX_DEPTH:
+        return False
+    if t is list or t is tuple:
+        for v in value:  # type: ignore[attr-defined]
+            tv = type(v)
+            if tv in _LEAVES:
+                continue
+            if not _plain(v, depth + 1):
+                return False
+        return True
+    if t is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if type(k) is not int or k < 0 or k > _UINT64_MAX:
+                return False
+            if type(v) not in _LEAVES and not _plain(v, depth + 1):
+                return False
+        return True
+    return False
+
+
+def encode(value: CborValue) -> bytes:
+    """The canonical encoding of ``value`` (tuples encode as arrays).
+
+    Hot path (every signature check derives or re-hashes canonical bytes): values inside the subset go
+    through cbor2's C encoder in canonical mode, whose output for this subset is byte-identical to the
+    reference encoder (cross-checked by property tests); anything else goes to the reference encoder,
+    which raises the precise error.
+    """
+    if _plain(value, 0):
+        try:
+            return bytes(cbor2.dumps(value, canonical=True))
+        except (UnicodeEncodeError, ValueError, TypeError, cbor2.CBOREncodeError):
+            pass
+    return _encode_reference(value)
 
 
 class _Decoder:
@@ -198,8 +248,41 @@ class _Decoder:
         raise self.fail(Reason.MALFORMED, at, f"simple value or float (additional information {n}) not allowed")
 
 
+def _reject_tag(*_args: object) -> object:
+    raise ValueError("tags are not allowed")
+
+
+_NO_TAGS: Final = {tag: _reject_tag for tag in (*range(0, 64), 256, 258, 260, 261, 262, 263, 1004, 1040, 55799)}
+
+
 def decode(data: bytes) -> CborValue:
-    """Decode exactly one canonical item; raise :class:`EncodingError` for anything else."""
+    """Decode exactly one canonical item; raise :class:`EncodingError` for anything else.
+
+    Fast path: cbor2's C decoder (tags, indefinite lengths and duplicate keys refused), then the value
+    must be inside the subset and re-encode to exactly ``data``: that single comparison rules out
+    non-shortest heads, unsorted keys and trailing bytes. Whatever fails goes through the reference
+    decoder, which names the offending byte.
+    """
+    raw = bytes(data)
+    try:
+        value = cbor2.loads(raw, semantic_decoders=_NO_TAGS, tag_hook=_reject_tag, allow_indefinite=False,
+                            allow_duplicate_keys=False, max_depth=MAX_DEPTH + 1)
+    except Exception:  # any refusal: let the reference decoder say precisely what is wrong
+        value = _MISSING
+    if value is not _MISSING and _plain(value, 0):
+        try:
+            if cbor2.dumps(value, canonical=True) == raw:
+                return value  # type: ignore[no-any-return]
+        except (UnicodeEncodeError, ValueError, TypeError, cbor2.CBOREncodeError):
+            pass
+    return decode_reference(raw)
+
+
+_MISSING: Final = object()
+
+
+def decode_reference(data: bytes) -> CborValue:
+    """The in-house strict decoder (the definition the fast path is checked against)."""
     decoder = _Decoder(bytes(data))
     value = decoder.item(0)
     if decoder.pos != len(decoder.data):

@@ -2,11 +2,14 @@
 
 Field layout (reference §7.7), every one signed by its source entity under its own domain tag:
 
-* message ``{1: src, 2: ns, 3: uri, 4: [[schema, content]...], 5: origin_router, 6: ts_ms, 7: msg_id(16),
-  8: proof_id, 9: persist, 10: e2ee header?}``. ``msg_id`` is derived from the signed content
-  (BLAKE2b-128 of the canonical TBS without key 7), so a sender cannot give two different messages one id
-  to get one suppressed by dedup, and a verifier recomputes it. Payload objects are a CBOR array of
-  pairs, so ``("ab", "c")`` and ``("a", "bc")`` are different bytes (WAVEMQ's digest let them collide).
+* message ``{1: src, 2: ns, 3: uri, 4: [[schema, content]...], 5: origin_router, 6: ts_ms, 8: proof_id,
+  9: persist, 10: e2ee header?, 11: seq?}``. The message id is *not sent*: every receiver derives it as
+  BLAKE2b-128 of the signed canonical TBS bytes (a slice of what arrived: no re-encoding), so a sender
+  cannot give two different messages one id to get one suppressed by dedup, and the 18 bytes stay off
+  the wire. ``seq`` (optional uint) lets one publisher sign identical content twice within a millisecond
+  as two messages. Key 7 is retired (it carried the id in an earlier draft) and refused. Payload objects
+  are a CBOR array of pairs, so ``("ab", "c")`` and ``("a", "bc")`` are different bytes (WAVEMQ's digest
+  let them collide).
   Router-mutable fields (hop timestamps, drop counters) live outside the TBS, in the wire frame.
 * subscribe ``{1: src, 2: ns, 3: uri pattern, 4: sub_id, 5: router_id, 6: expiry_s, 7: abs_expiry,
   8: ts_ms, 9: nonce(16), 10: proof_id}``; query ``{1: src, 2: ns, 3: uri pattern, 4: ts_ms, 5: nonce,
@@ -72,6 +75,8 @@ NONCE_BYTES: Final = 16
 #: Default accepted age of a message timestamp: the router passes its ``queueExpiry`` (README: 1 day).
 DEFAULT_MAX_AGE_S: Final = 86400.0
 _MSG_ID_PERSON: Final = b"wl-msg-id"
+#: Keys a message TBS may carry (7, the id of an earlier draft, is refused: the id is derived).
+_MESSAGE_KEYS: Final = frozenset({1, 2, 3, 4, 5, 6, 8, 9, 10, 11})
 
 
 def _check_time(what: str, ts_ms: int, now: float, skew_s: float, max_age_s: float) -> None:
@@ -100,9 +105,8 @@ def _pattern(what: str, text: str) -> Pattern:
         raise VerificationError(Reason.MALFORMED, f"{what}: {exc}") from None
 
 
-def _derive_msg_id(tbs: dict[int, CborValue]) -> bytes:
-    rest = {k: v for k, v in tbs.items() if k != 7}
-    return hashlib.blake2b(encode(rest), digest_size=MSG_ID_BYTES, person=_MSG_ID_PERSON).digest()
+def _derive_msg_id(tbs_bytes: bytes) -> bytes:
+    return hashlib.blake2b(tbs_bytes, digest_size=MSG_ID_BYTES, person=_MSG_ID_PERSON).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,7 @@ class Message:
     proof_id: bytes
     persist: bool
     e2ee: dict[int, CborValue] | None
+    seq: int
     raw: bytes
     opened: Opened
 
@@ -127,7 +132,7 @@ class Message:
         raw = bytes(data)
         opened = open_envelope(raw, ObjectType.MESSAGE, max_bytes)
         tbs = opened.tbs
-        check_keys(tbs, range(1, 11), what)
+        check_keys(tbs, _MESSAGE_KEYS, what)
         payload: list[tuple[str, bytes]] = []
         for item in get_list(tbs, 4, "payload", what, MAX_PAYLOAD_OBJECTS):
             if (
@@ -147,10 +152,11 @@ class Message:
             payload=tuple(payload),
             origin_router=get_bytes(tbs, 5, "origin_router", what),
             timestamp_ms=get_uint(tbs, 6, "ts_ms", what),
-            msg_id=get_bytes(tbs, 7, "msg_id", what, MSG_ID_BYTES),
+            msg_id=_derive_msg_id(opened.tbs_bytes),
             proof_id=get_bytes(tbs, 8, "proof_id", what, ID_BYTES),
             persist=get_bool(tbs, 9, "persist", what),
             e2ee=get_map(tbs, 10, "e2ee", what) if 10 in tbs else None,
+            seq=get_uint(tbs, 11, "seq", what) if 11 in tbs else 0,
             raw=raw,
             opened=opened,
         )
@@ -162,8 +168,6 @@ class Message:
         _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
         _check_source(what, self.src, source)
         verify_signature(source.verify_key, self.opened, "its source")
-        if _derive_msg_id(self.opened.tbs) != self.msg_id:
-            raise VerificationError(Reason.ID_MISMATCH, f"{what}: msg_id is not derived from the signed content")
         try:
             parse_uri(self.uri)
         except UriError as exc:
@@ -187,8 +191,10 @@ def sign_message(
     origin_router: bytes = b"",
     persist: bool = False,
     e2ee: dict[int, CborValue] | None = None,
+    seq: int = 0,
 ) -> Message:
-    """Sign a publish. A URI with ``*`` or ``+`` is refused: a message names one resource."""
+    """Sign a publish. A URI with ``*`` or ``+`` is refused: a message names one resource. ``seq``
+    (when non-zero) distinguishes identical content signed within one millisecond."""
     parse_uri(uri)  # raises UriError, naming the wildcard segment
     tbs: dict[int, CborValue] = {
         1: source.id,
@@ -202,7 +208,8 @@ def sign_message(
     }
     if e2ee is not None:
         tbs[10] = e2ee
-    tbs[7] = _derive_msg_id(tbs)
+    if seq:
+        tbs[11] = seq
     return Message.parse(seal_envelope(ObjectType.MESSAGE, tbs, source.signing_key))
 
 
