@@ -118,7 +118,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _load(file: str | None, state_dir: Path | None) -> Config:
     if file is None:
-        return load_default_config(state_dir)
+        from dataclasses import replace
+
+        from .wave import default_database_path
+
+        # With no config file the router shares `wv`'s database ($WAVE_HOME or the per-user default),
+        # so grants and revocations made with `wv` reach it without further set-up.
+        config = load_default_config(state_dir)
+        return replace(config, wave=replace(config.wave, database=default_database_path()))
     return load_config(file, state_dir)
 
 
