@@ -183,6 +183,8 @@ class RouterCore:
         self._records_live = 0
         #: agent sessions currently open (maintained by ``AgentSession``), for status.
         self.agent_connections = 0
+        #: set by the process glue: more status fields (budget, uplinks, flushes), merged into STATUS.
+        self.status_extra: Callable[[float], dict[str, object]] | None = None
         self.started = now
         queues.create_queue(SUBSCRIPTION_RECORDS, QueueKind.TRUNK, _RECORDS_LIMITS, now)
         self._restore_subscriptions(now)

@@ -354,7 +354,7 @@ class AgentSession:
         core = self.core
         st = core.queues.store_stats()
         c = core.counters
-        return {
+        status: dict[str, object] = {
             "version": __version__,
             "router_id": format_id(core.router_id),
             "uptime_s": int(now - core.started),
@@ -375,6 +375,9 @@ class AgentSession:
             "verifier_hits": core.verifier.stats.hits,
             "verifier_misses": core.verifier.stats.misses,
         }
+        if core.status_extra is not None:
+            status.update(core.status_extra(now))
+        return status
 
     # ------------------------------------------------------------------ Consumer
 
