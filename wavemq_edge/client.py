@@ -579,7 +579,7 @@ class Client:
         proof_id = await self._ensure_proof(proof)
         now, seq = self._next_stamp()
         msg = sign_message(self.entity, namespace=ns, uri=uri, payload=objects, proof_id=proof_id,
-                           now=now, origin_router=b"", persist=persist, seq=seq)
+                           now=now, origin_router=self.router_id, persist=persist, seq=seq)
         reply = await self._request(FrameType.PUBLISH, msg.raw, resend=True)
         return str(reply.fields[1])
 

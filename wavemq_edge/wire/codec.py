@@ -274,6 +274,16 @@ class FrameDecoder:
         except RemoteWireError as exc:
             return self._fail(exc)
 
+    def take_buffered(self) -> bytes:
+        """Hand back the bytes received but not yet framed (a protocol switching to another record
+        layer mid-stream, like the trunk after its handshake, takes them over)."""
+        partial = bytes(self._buffer[self._pos :])
+        self._buffer.clear()
+        self._pos = 0
+        self._state = DecoderState.LENGTH
+        self._need = LENGTH_PREFIX_BYTES
+        return partial
+
     def _compact(self) -> None:
         # Drop consumed bytes only when we have to wait anyway: one memmove per read, not per frame.
         if self._pos:

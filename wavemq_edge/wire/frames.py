@@ -67,6 +67,42 @@ class FrameType(IntEnum):
     STATUS = 50
     STATUS_REPLY = 51
 
+    # -- trunk handshake (router/channel.py), plaintext -----------------------------------------------
+    #: site -> DR: ``[CH_HELLO, version, ephemeral_pk(32), nonce(32), namespace_id]``.
+    CH_HELLO = 70
+    #: DR -> site: ``[CH_ACCEPT, ephemeral_pk(32), nonce(32), dr_entity, route_proof, signature]``;
+    #: the signature covers the transcript so far (channel binding).
+    CH_ACCEPT = 71
+    #: site -> DR: ``[CH_AUTH, site_entity, signature]`` over the transcript including the DR's signature.
+    CH_AUTH = 72
+
+    # -- trunk (router/trunk.py), inside the encrypted channel ----------------------------------------
+    #: site -> DR: ``[T_PUB, first_seq, defs, base_ts, blob]``: a batch of compact messages.
+    T_PUB = 80
+    #: DR -> site: ``[T_ACK, upto_seq, refused: [[seq, code, reason]...]]``.
+    T_ACK = 81
+    #: site -> DR: ``[T_SUB, req, subscribe, proof]``: forward a local subscription.
+    T_SUB = 82
+    #: DR -> site: ``[T_SUBSCRIBED, req, sub_ref: str, expiry]`` or ``[T_REFUSED, req, code, reason]``.
+    T_SUBSCRIBED = 83
+    T_REFUSED = 84
+    #: DR -> site: ``[T_DELIVER, sub_ref, seqs, defs, base_ts, blob]``.
+    T_DELIVER = 85
+    #: site -> DR: ``[T_DACK, sub_ref, seqs]``.
+    T_DACK = 86
+    #: site -> DR: ``[T_UNSUB, req, unsubscribe]``; DR -> site ``[T_SUB_END, sub_ref, code, reason]``.
+    T_UNSUB = 87
+    T_SUB_END = 88
+    #: site -> DR: ``[T_QUERY, req, query, proof, after_uri, limit]``; DR -> site ``[T_RESULT, req,
+    #: message]`` ... ``[T_QUERY_END, req, count, continuation]``.
+    T_QUERY = 89
+    T_RESULT = 90
+    T_QUERY_END = 91
+    #: both ways: ``[T_REVOKE, [revocation...]]``: revocation objects either side knows.
+    T_REVOKE = 92
+    #: DR -> site: ``[T_OK, req]`` (unsubscribe done).
+    T_OK = 93
+
 
 class CloseCode(IntEnum):
     """Why a connection (or request) failed. Numbers are stable: clients match on them."""
