@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -38,11 +39,12 @@ from typing import Final, Protocol
 import cbor2
 
 from ..storage import QueueKind, QueueLimits, QueueStore, StorageError, TooManyQueuesError
-from ..uri import Pattern, SubscriptionTrie, UriError, parse_pattern
+from ..uri import Pattern, SubscriptionTrie, UriError, matches, parse_pattern
 from ..wave import (
     PSET_WAVEMQ,
     Entity,
     Message,
+    Proof,
     Query,
     ReplayGuard,
     Revocation,
@@ -52,8 +54,10 @@ from ..wave import (
     Verifier,
     WaveError,
     format_id,
+    object_id,
 )
 from .errors import ErrorCode, RouterError, code_for_reason
+from .proof_store import ProofStore
 from .subscription import Consumer, Subscription
 
 __all__ = [
@@ -61,6 +65,8 @@ __all__ = [
     "PersistStore",
     "PersistedPage",
     "PublishResult",
+    "QueryForwarder",
+    "QueryReply",
     "QueryResult",
     "RouterCore",
     "RouterCounters",
@@ -76,6 +82,11 @@ _RECORDS_LIMITS: Final = QueueLimits(max_length=1_000_000, max_bytes=256 * 1024 
 _RECORDS_COMPACT_FACTOR: Final = 4
 #: Items handed out per ``peek`` while servicing one subscription.
 _PEEK_BATCH: Final = 64
+#: Message ids remembered as published at this site (echo suppression for trunked namespaces): more
+#: than a trunk's in-flight window plus the designated router's delivery window.
+_LOCAL_ORIGIN_MAX: Final = 65536
+#: Entities extracted from proofs, by (proof id, entity id).
+_ENTITY_CACHE_MAX: Final = 4096
 
 
 class PersistedPage(Protocol):
@@ -94,6 +105,19 @@ class PersistStore(Protocol):
 
     def query(self, namespace: str, pattern: str, after_uri: str | None = None, limit: int = ...) -> PersistedPage:
         ...
+
+
+class QueryReply(Protocol):
+    """Where a forwarded query's answer goes (the agent session that asked)."""
+
+    def query_results(self, messages: list[bytes], continuation: str | None, source: str) -> None: ...
+
+    def query_refused(self, code: int, reason: str) -> None: ...
+
+
+class QueryForwarder(Protocol):
+    def forward_query(self, raw: bytes, proof: bytes, after_uri: str | None, limit: int,
+                      reply: QueryReply) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +176,11 @@ def subscription_key(entity: bytes, namespace: bytes, sub_id: str) -> str:
     return "sub:" + h.hexdigest()
 
 
+def peer_subscription_key(site_id: bytes, entity: bytes, namespace: bytes, sub_id: str) -> str:
+    """Queue id at a designated router of a subscription forwarded by ``site_id``."""
+    return "peer:" + subscription_key(site_id + entity, namespace, sub_id)[4:]
+
+
 def _refuse(exc: VerificationError) -> RouterError:
     return RouterError(code_for_reason(exc.reason), str(exc))
 
@@ -186,6 +215,23 @@ class RouterCore:
         #: set by the process glue: more status fields (budget, uplinks, flushes), merged into STATUS.
         self.status_extra: Callable[[float], dict[str, object]] | None = None
         self.started = now
+        # -- tiering (router/trunk.py drives these) --
+        #: namespaces this router is the designated router for (from DesignatedNamespaceFiles).
+        self.designated: set[bytes] = set()
+        #: site side: namespace id -> its trunk queue (messages published here go up through it).
+        self.trunk_queues: dict[bytes, str] = {}
+        #: called with the namespace when a message was appended to its trunk queue.
+        self.on_trunk_append: Callable[[bytes], None] | None = None
+        #: called when a subscription in a trunked namespace starts ("add") or ends ("remove"), with the
+        #: subscriber's signed unsubscribe when there is one.
+        self.on_subscription: Callable[[Subscription, str, bytes | None], None] | None = None
+        #: namespace id -> object forwarding queries to the designated router, or None when it is down.
+        self.query_forwarder: Callable[[bytes], QueryForwarder | None] | None = None
+        self.proofs = ProofStore(queues, now)
+        #: ids of messages accepted from local agents in trunked namespaces: their copies coming back down
+        #: from the designated router are not delivered twice.
+        self._local_origin: OrderedDict[bytes, None] = OrderedDict()
+        self._entity_cache: OrderedDict[tuple[bytes, bytes], Entity] = OrderedDict()
         queues.create_queue(SUBSCRIPTION_RECORDS, QueueKind.TRUNK, _RECORDS_LIMITS, now)
         self._restore_subscriptions(now)
 
@@ -257,20 +303,168 @@ class RouterCore:
         except RouterError as exc:
             self.counters.refuse(exc.code)
             raise
-        return self._accept(msg, now)
+        self.proofs.remember(msg.proof_id, proof, now)
+        return self._accept(msg, now, from_site=None)
 
-    def _accept(self, msg: Message, now: float) -> PublishResult:
-        """Store and fan out a verified message."""
+    def _accept(self, msg: Message, now: float, from_site: bytes | None) -> PublishResult:
+        """Store and fan out a verified message. ``from_site``: the site it came from over a trunk."""
         if msg.persist and self.persist is not None:
             self.persist.put(format_id(msg.namespace), msg.uri, msg.raw)
             self.counters.persisted += 1
         subs = self._trie.match(self._topic(msg.namespace, msg.resource))
+        enqueued = 0
         for sub in subs:
+            if sub.bound_site and sub.bound_site == msg.origin_router:
+                continue  # that site delivered it to its own subscribers already
             self.queues.append(sub.queue_id, msg.raw, now)
             self._ready.add(sub)
+            enqueued += 1
+        trunk = self.trunk_queues.get(msg.namespace)
+        if trunk is not None and from_site is None:
+            self.queues.append(trunk, msg.raw, now)
+            self._local_origin[msg.msg_id] = None
+            if len(self._local_origin) > _LOCAL_ORIGIN_MAX:
+                self._local_origin.popitem(last=False)
+            if self.on_trunk_append is not None:
+                self.on_trunk_append(msg.namespace)
         self.counters.published += 1
-        self.counters.enqueued += len(subs)
-        return PublishResult(duplicate=False, subscribers=len(subs))
+        self.counters.enqueued += enqueued
+        return PublishResult(duplicate=False, subscribers=enqueued)
+
+    # ------------------------------------------------------------------ tiering: designated router side
+
+    def entity_from_proof(self, proof: bytes, proof_id: bytes, entity_id: bytes) -> Entity:
+        """The entity ``entity_id`` as carried in a (self-contained) proof; raises UNKNOWN_ENTITY."""
+        key = (proof_id, entity_id)
+        cached = self._entity_cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            for raw in Proof.from_bytes(proof).entities:
+                entity = Entity.from_bytes(raw)
+                if entity.id == entity_id:
+                    self._entity_cache[key] = entity
+                    if len(self._entity_cache) > _ENTITY_CACHE_MAX:
+                        self._entity_cache.popitem(last=False)
+                    return entity
+        except WaveError as exc:
+            raise RouterError(ErrorCode.PROOF_INVALID, f"proof {format_id(proof_id)}: {exc}") from None
+        raise RouterError(ErrorCode.UNKNOWN_ENTITY,
+                          f"entity {format_id(entity_id)} is not in proof {format_id(proof_id)}")
+
+    def publish_from_site(self, site_id: bytes, msg: Message, proof: bytes, now: float) -> PublishResult:
+        """A message a site forwarded over its trunk (already strictly parsed). Every hop re-checks:
+        designated namespace, timestamp within ``queueExpiry`` (a backlog may be old), duplicate by id
+        (the persisted dedup window: resends after a reconnect are expected), signature, proof."""
+        if msg.namespace not in self.designated:
+            raise RouterError(ErrorCode.WRONG_NAMESPACE,
+                              f"this router is not designated for namespace {format_id(msg.namespace)}")
+        dedup = self.queues.dedup
+        if msg.msg_id in dedup.window:
+            self.counters.duplicates += 1
+            return PublishResult(duplicate=True, subscribers=0)
+        entity = self.entity_from_proof(proof, msg.proof_id, msg.src)
+        wall = self.wall(now)
+        try:
+            msg.verify(entity, now=wall, skew_s=self.options.skew_s,
+                       max_age_s=self.options.subscription_limits.expiry_s)
+        except VerificationError as exc:
+            raise _refuse(exc) from None
+        self._check_proof(proof, subject=msg.src, namespace=msg.namespace, permission="publish",
+                          resource=msg.resource, now=now)
+        dedup.seen_or_add(msg.msg_id, now)
+        self.proofs.remember(msg.proof_id, proof, now)
+        return self._accept(msg, now, from_site=site_id)
+
+    def subscribe_from_site(self, consumer: Consumer, site_id: bytes, raw: bytes, proof: bytes,
+                            now: float) -> Subscription:
+        """A subscription a site forwarded (signed by its subscriber, bound to that site by router_id).
+        Re-sent after every reconnect, so it is idempotent: same key, same queue, resumed."""
+        try:
+            req = Subscribe.parse(raw)
+        except VerificationError as exc:
+            raise _refuse(exc) from None
+        if req.namespace not in self.designated:
+            raise RouterError(ErrorCode.WRONG_NAMESPACE,
+                              f"this router is not designated for namespace {format_id(req.namespace)}")
+        if req.router_id != site_id:
+            raise RouterError(ErrorCode.BAD_REQUEST,
+                              f"subscribe is bound to router {format_id(req.router_id)}, not to the site "
+                              f"{format_id(site_id)} that forwarded it")
+        entity = self.entity_from_proof(proof, object_id(proof), req.src)
+        wall = self.wall(now)
+        try:
+            req.verify(entity, now=wall, skew_s=self.options.skew_s,
+                       max_age_s=self.options.subscription_limits.expiry_s)
+        except VerificationError as exc:
+            raise _refuse(exc) from None
+        pattern = req.resource
+        expiry = self._check_proof(proof, subject=req.src, namespace=req.namespace, permission="subscribe",
+                                   resource=pattern, now=now)
+        if req.abs_expiry:
+            expiry = min(expiry, float(req.abs_expiry))
+        if expiry <= wall:
+            raise RouterError(ErrorCode.SUBSCRIPTION_ENDED, "the subscription's expiry is already past")
+        key = peer_subscription_key(site_id, req.src, req.namespace, req.sub_id)
+        sub = self._subs.get(key)
+        if sub is None:
+            sub = self._create(key, req, pattern, expiry, proof, False, raw, now, bound_site=site_id)
+        else:
+            self._update(sub, req, pattern, expiry, proof, False, raw, now)
+        sub.attach(consumer)
+        self.queues.touch(sub.queue_id, now)
+        self._ready.add(sub)
+        return sub
+
+    def unsubscribe_from_site(self, site_id: bytes, key: str, raw: bytes | None, now: float) -> bool:
+        """End a subscription the site forwarded. With the subscriber's signed unsubscribe it is checked;
+        without one (an ephemeral subscription whose agent left) the site's own authority suffices,
+        because the subscription is bound to it."""
+        sub = self._subs.get(key)
+        if sub is None or sub.bound_site != site_id:
+            return False
+        if raw is not None:
+            try:
+                req = Unsubscribe.parse(raw)
+                entity = self.entity_from_proof(sub.proof, object_id(sub.proof), req.src)
+                req.verify(entity, now=self.wall(now), skew_s=self.options.skew_s,
+                           max_age_s=self.options.subscription_limits.expiry_s)
+            except VerificationError as exc:
+                raise _refuse(exc) from None
+            if req.src != sub.entity or req.sub_id != sub.sub_id:
+                raise RouterError(ErrorCode.UNKNOWN_SUBSCRIPTION, "the unsubscribe names another subscription")
+        self._end(sub, ErrorCode.SUBSCRIPTION_ENDED, "unsubscribed at the site", now, notify=False)
+        return True
+
+    # ------------------------------------------------------------------ tiering: site side
+
+    def deliver_from_upstream(self, key: str, msg: Message, proof: bytes, now: float) -> bool:
+        """A message the designated router delivered for the local subscription ``key``. Returns False
+        if it was dropped (not for us any more, published here, or failing re-verification)."""
+        sub = self._subs.get(key)
+        if sub is None:
+            return False
+        if msg.origin_router == self.router_id or msg.msg_id in self._local_origin:
+            return False  # published at this site: its subscribers got it locally
+        try:
+            entity = self.entity_from_proof(proof, msg.proof_id, msg.src)
+            msg.verify(entity, now=self.wall(now), skew_s=self.options.skew_s,
+                       max_age_s=self.options.subscription_limits.expiry_s)
+            self._check_proof(proof, subject=msg.src, namespace=msg.namespace, permission="publish",
+                              resource=msg.resource, now=now)
+        except VerificationError as exc:
+            self.counters.refuse(code_for_reason(exc.reason))
+            return False
+        except RouterError as exc:
+            self.counters.refuse(exc.code)
+            return False
+        if not matches(sub.pattern, msg.resource) or msg.namespace != sub.namespace:
+            self.counters.refuse(ErrorCode.PERMISSION_DENIED)
+            return False
+        self.queues.append(sub.queue_id, msg.raw, now)
+        self._ready.add(sub)
+        self.counters.enqueued += 1
+        return True
 
     # ------------------------------------------------------------------ subscribe
 
@@ -323,7 +517,7 @@ class RouterCore:
         return sub, resumed
 
     def _create(self, key: str, req: Subscribe, pattern: Pattern, expiry: float, proof: bytes,
-                ephemeral: bool, raw: bytes, now: float) -> Subscription:
+                ephemeral: bool, raw: bytes, now: float, bound_site: bytes = b"") -> Subscription:
         try:
             stats = self.queues.create_queue(key, QueueKind.SUBSCRIPTION, self.options.subscription_limits, now)
         except TooManyQueuesError as exc:
@@ -332,10 +526,12 @@ class RouterCore:
             raise RouterError(ErrorCode.STORAGE_UNAVAILABLE, str(exc)) from None
         # A queue that outlived its subscription (idle, not yet expired) is delivered from its head.
         sub = Subscription(key=key, sub_id=req.sub_id, entity=req.src, namespace=req.namespace, pattern=pattern,
-                           expiry=expiry, proof=proof, ephemeral=ephemeral, cursor=stats.head - 1, record=raw)
+                           expiry=expiry, proof=proof, ephemeral=ephemeral, cursor=stats.head - 1, record=raw,
+                           bound_site=bound_site)
         self._register(sub)
         if not ephemeral:
             self._record_add(sub, now)
+        self._notify_subscription(sub, "add", None)
         log.info("event=subscribe sub=%s entity=%s ns=%s pattern=%s ephemeral=%s", req.sub_id,
                  format_id(req.src), format_id(req.namespace), req.uri, ephemeral)
         return sub
@@ -354,6 +550,11 @@ class RouterCore:
             sub.ephemeral = False
         if not sub.ephemeral:
             self._record_add(sub, now)
+        self._notify_subscription(sub, "add", None)
+
+    def _notify_subscription(self, sub: Subscription, change: str, unsubscribe: bytes | None) -> None:
+        if self.on_subscription is not None and not sub.bound_site and sub.namespace in self.trunk_queues:
+            self.on_subscription(sub, change, unsubscribe)
 
     def _register(self, sub: Subscription) -> None:
         self._subs[sub.key] = sub
@@ -389,12 +590,14 @@ class RouterCore:
                               f"{format_id(req.src)} has no subscription {req.sub_id!r} on this router")
         subs = [self._subs[k] for k in list(keys)]
         for sub in subs:
-            self._end(sub, ErrorCode.SUBSCRIPTION_ENDED, "unsubscribed", now)
+            self._end(sub, ErrorCode.SUBSCRIPTION_ENDED, "unsubscribed", now, unsubscribe=raw)
         return len(subs)
 
-    def _end(self, sub: Subscription, code: ErrorCode, reason: str, now: float, notify: bool = True) -> None:
+    def _end(self, sub: Subscription, code: ErrorCode, reason: str, now: float, notify: bool = True,
+             unsubscribe: bytes | None = None) -> None:
         if self._subs.pop(sub.key, None) is None:
             return
+        self._notify_subscription(sub, "remove", unsubscribe)
         owner = (sub.entity, sub.sub_id)
         keys = self._by_owner.get(owner)
         if keys is not None:
@@ -478,7 +681,9 @@ class RouterCore:
     # ------------------------------------------------------------------ query
 
     def query(self, source: Entity, raw: bytes, proof_for: Callable[[bytes], bytes | None], after_uri: str | None,
-              limit: int, now: float) -> QueryResult:
+              limit: int, now: float, reply: QueryReply | None = None) -> QueryResult | None:
+        """Answer from the local persisted store, or (``None``) hand the query to the designated router's
+        uplink when the namespace has one that is up; its answer then arrives through ``reply``."""
         wall = self.wall(now)
         try:
             req = Query.parse(raw)
@@ -487,21 +692,39 @@ class RouterCore:
             self._replay.accept(req.src, req.nonce, req.timestamp_ms, wall)
         except VerificationError as exc:
             raise _refuse(exc) from None
-        if self.persist is None:
-            raise RouterError(ErrorCode.NOT_SUPPORTED, "this router keeps no persisted messages")
         proof = proof_for(req.proof_id)
         if proof is None:
             raise RouterError(ErrorCode.NO_PROOF,
                               f"proof {format_id(req.proof_id)} was not sent on this connection; send it first")
+        forwarder = self.query_forwarder(req.namespace) if self.query_forwarder is not None else None
+        if forwarder is not None and reply is not None:
+            self._check_query_proof(req, proof, now)
+            limit = self._query_limit(limit)
+            forwarder.forward_query(raw, proof, after_uri, limit, reply)
+            self.counters.queries += 1
+            return None
+        return self.local_query(req, proof, after_uri, limit, now)
+
+    def _query_limit(self, limit: int) -> int:
+        cap = self.options.query_max_results
+        return max(1, min(limit, cap)) if limit > 0 else cap
+
+    def _check_query_proof(self, req: Query, proof: bytes, now: float) -> None:
         try:
             pattern = parse_pattern(req.uri)
         except UriError as exc:
             raise RouterError(ErrorCode.BAD_URI, str(exc)) from None
         self._check_proof(proof, subject=req.src, namespace=req.namespace, permission="query", resource=pattern,
                           now=now)
-        limit = max(1, min(limit, self.options.query_max_results)) if limit > 0 else self.options.query_max_results
+
+    def local_query(self, req: Query, proof: bytes, after_uri: str | None, limit: int, now: float) -> QueryResult:
+        """Answer a verified query (signature and freshness checked by the caller) from this router's
+        persisted store, after checking its proof grants ``wavemq:query`` on the pattern."""
+        if self.persist is None:
+            raise RouterError(ErrorCode.NOT_SUPPORTED, "this router keeps no persisted messages")
+        self._check_query_proof(req, proof, now)
         try:
-            page = self.persist.query(format_id(req.namespace), req.uri, after_uri, limit)
+            page = self.persist.query(format_id(req.namespace), req.uri, after_uri, self._query_limit(limit))
         except (UriError, ValueError) as exc:
             raise RouterError(ErrorCode.BAD_URI, f"query continuation or pattern refused: {exc}") from None
         self.counters.queries += 1
@@ -544,7 +767,7 @@ class RouterCore:
     # ------------------------------------------------------------------ durable subscription records
 
     def _record_add(self, sub: Subscription, now: float) -> None:
-        body = cbor2.dumps(["add", sub.key, sub.record, sub.proof])
+        body = cbor2.dumps(["add", sub.key, sub.record, sub.proof, sub.bound_site])
         self.queues.append(SUBSCRIPTION_RECORDS, body, now)
         self._records_live += 1
         self._maybe_compact(now)
@@ -560,12 +783,13 @@ class RouterCore:
             upto = stats.tail - 1
             for s in self._subs.values():
                 if not s.ephemeral:
-                    self.queues.append(SUBSCRIPTION_RECORDS, cbor2.dumps(["add", s.key, s.record, s.proof]), now)
+                    self.queues.append(SUBSCRIPTION_RECORDS,
+                                       cbor2.dumps(["add", s.key, s.record, s.proof, s.bound_site]), now)
             self.queues.ack(SUBSCRIPTION_RECORDS, upto)
 
     def _restore_subscriptions(self, now: float) -> None:
         """Re-register durable subscriptions recorded before a restart (their proofs are re-checked)."""
-        records: dict[str, tuple[bytes, bytes]] = {}
+        records: dict[str, tuple[bytes, bytes, bytes]] = {}
         after = -1
         while True:
             batch = self.queues.peek(SUBSCRIPTION_RECORDS, after, 1024)
@@ -576,13 +800,13 @@ class RouterCore:
                 try:
                     rec = cbor2.loads(body)
                     if rec[0] == "add":
-                        records[rec[1]] = (rec[2], rec[3])
+                        records[rec[1]] = (rec[2], rec[3], rec[4] if len(rec) > 4 else b"")
                     elif rec[0] == "remove":
                         records.pop(rec[1], None)
                 except (cbor2.CBORDecodeError, IndexError, TypeError, KeyError) as exc:
                     log.error("event=bad_subscription_record seq=%d error=%r", seq, str(exc))
         wall = self.wall(now)
-        for key, (raw, proof) in records.items():
+        for key, (raw, proof, bound_site) in records.items():
             try:
                 req = Subscribe.parse(raw)
                 pattern = req.resource
@@ -600,11 +824,12 @@ class RouterCore:
                 continue
             stats = self.queues.stats(key)
             sub = Subscription(key=key, sub_id=req.sub_id, entity=req.src, namespace=req.namespace, pattern=pattern,
-                               expiry=expiry, proof=proof, ephemeral=False, cursor=stats.head - 1, record=raw)
+                               expiry=expiry, proof=proof, ephemeral=False, cursor=stats.head - 1, record=raw,
+                               bound_site=bound_site)
             self._register(sub)
         # Queues of ephemeral subscriptions (never recorded) died with their consumers.
         for queue_id in self.queues.queue_ids():
-            if queue_id.startswith("sub:") and queue_id not in self._subs:
+            if queue_id.startswith(("sub:", "peer:")) and queue_id not in self._subs:
                 self.queues.remove_queue(queue_id)
         self._records_live = len(self._subs)
         if self._subs:

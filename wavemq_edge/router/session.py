@@ -337,14 +337,15 @@ class AgentSession:
             after = _str(after, "QUERY continuation")
         limit = _int(limit, "QUERY limit")
         assert self.entity is not None
+        reply = _QueryReply(self, req)
         try:
-            result = self.core.query(self.entity, _bytes(raw, "QUERY object"), self._proof_for, after, limit, now)
+            result = self.core.query(self.entity, _bytes(raw, "QUERY object"), self._proof_for, after, limit, now,
+                                     reply)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
-        for _uri, message in result.messages:
-            self._send(FrameType.RESULT, req, message)
-        self._send(FrameType.QUERY_END, req, len(result.messages), result.continuation, result.source)
+        if result is not None:  # answered here; otherwise the designated router answers through ``reply``
+            reply.query_results([m for _uri, m in result.messages], result.continuation, result.source)
 
     def _on_status(self, frame: Frame, now: float) -> None:
         (req,) = _fields(frame, 1)
@@ -397,6 +398,28 @@ class AgentSession:
         self._inflight.pop(sub.key, None)
         if self.state is SessionState.OPEN:
             self._send(FrameType.SUB_END, sub.sub_id, code, reason)
+
+
+class _QueryReply:
+    """Sends a query's answer on the session that asked, if it is still open when the answer comes."""
+
+    __slots__ = ("req", "session")
+
+    def __init__(self, session: AgentSession, req: int) -> None:
+        self.session = session
+        self.req = req
+
+    def query_results(self, messages: list[bytes], continuation: str | None, source: str) -> None:
+        if self.session.closing:
+            return
+        for message in messages:
+            self.session._send(FrameType.RESULT, self.req, message)
+        self.session._send(FrameType.QUERY_END, self.req, len(messages), continuation, source)
+
+    def query_refused(self, code: int, reason: str) -> None:
+        if not self.session.closing:
+            self.session._refuse(self.req, ErrorCode(code) if code in ErrorCode._value2member_map_ else
+                                 ErrorCode.INTERNAL, reason)
 
 
 _HANDLERS = {

@@ -43,6 +43,7 @@ class Consumer(Protocol):
 class Subscription:
     __slots__ = (
         "_rr",
+        "bound_site",
         "consumers",
         "cursor",
         "entity",
@@ -72,6 +73,7 @@ class Subscription:
         ephemeral: bool,
         cursor: int,
         record: bytes,
+        bound_site: bytes = b"",
     ) -> None:
         self.key = key
         self.queue_id = key
@@ -85,6 +87,8 @@ class Subscription:
         self.ephemeral = ephemeral
         #: the signed subscribe object, kept to re-register after a restart.
         self.record = record
+        #: at a designated router: the site that forwarded this subscription (its consumer), else b"".
+        self.bound_site = bound_site
         self.cursor = cursor
         self.consumers: list[Consumer] = []
         self.inflight: dict[int, Consumer] = {}

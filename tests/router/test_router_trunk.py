@@ -1,0 +1,307 @@
+"""Site <-> designated router trunk, driven in memory: channel, batches, acks, resend, downstream."""
+
+from __future__ import annotations
+
+import pytest
+from router_helpers import T0, YEAR, Agent, World, make_core
+
+from wavemq_edge.router import RouterCore, RouterOptions
+from wavemq_edge.router.channel import ChannelError, ChannelRole, SecureChannel
+from wavemq_edge.router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession
+from wavemq_edge.storage import MemoryBackend, QueueLimits
+from wavemq_edge.wave import (
+    PSET_WAVEMQ,
+    EntitySecret,
+    Message,
+    Statement,
+    Verifier,
+    build_proof,
+    create_attestation,
+    create_entity,
+    object_id,
+    sign_message,
+    sign_subscribe,
+)
+from wavemq_edge.wire import FrameType
+
+
+def route_proof(world: World, who: EntitySecret, resource: str = "*", expiry_s: int = YEAR,
+                ns: EntitySecret | None = None) -> bytes:
+    ns = ns or world.ns
+    st = Statement(PSET_WAVEMQ, frozenset({"route"}), tuple(resource.split("/")))
+    world.store.put_attestation(create_attestation(ns, who.entity, ns.id, [st], now=T0 - 5, expiry_s=expiry_s))
+    return build_proof(world.store, who.id, ns.id, [st], now=T0).to_bytes()
+
+
+class Tier:
+    """A DR core and a site core joined by an in-memory trunk that the test can cut."""
+
+    def __init__(self, world: World, window: int = 2048) -> None:
+        self.world = world
+        self.dr_entity = world.entity(grants=None)
+        self.site_entity = world.entity(grants=None)
+        self.proof = route_proof(world, self.dr_entity)
+        opts = RouterOptions(subscription_limits=QueueLimits(100_000, 1 << 26, 86400), inflight_window=256)
+        self.dr = make_core(options=opts, backend=MemoryBackend())
+        self.dr.router_id = self.dr_entity.id
+        self.dr.designated.add(world.ns.id)
+        self.site = make_core(options=opts, backend=MemoryBackend())
+        self.site.router_id = self.site_entity.id
+        self.options = TrunkOptions(window=window)
+        self.uplink = Uplink(self.site, self.site_entity, world.ns.id, "dr:4515", QueueLimits(100_000, 1 << 26, 86400),
+                             self.options, 0.0)
+        self.site.on_subscription = self.uplink.subscription_changed
+        self.site.query_forwarder = lambda ns: self.uplink.forwarder() if ns == world.ns.id else None
+        self.up: UplinkSession | None = None
+        self.peer: PeerSession | None = None
+
+    def connect(self, now: float = 0.0, pump: bool = True) -> None:
+        self.up = self.uplink.new_session(Verifier(), now)
+        self.peer = PeerSession(self.dr, self.dr_entity, Verifier(), {self.world.ns.id: self.proof}, self.options, now)
+        if pump:
+            self.pump(now)
+
+    def cut(self, now: float = 0.0) -> None:
+        assert self.peer is not None
+        self.peer.connection_lost(now)
+        self.uplink.session_closed(now)
+        self.up = self.peer = None
+
+    def pump(self, now: float = 0.0) -> None:
+        """Move bytes both ways until quiet."""
+        for _ in range(100):
+            assert self.up is not None and self.peer is not None
+            self.up.pump(now)
+            self.dr.service()
+            self.site.service()
+            self.peer.flush_deliveries()
+            a, b = self.up.bytes_to_send(), self.peer.bytes_to_send()
+            if not a and not b:
+                return
+            if a:
+                self.peer.receive_bytes(a, now)
+            if b:
+                self.up.receive_bytes(b, now)
+
+
+def publish(agent: Agent, world: World, uri: str, text: str, router: RouterCore) -> None:
+    proof = world.proof(agent.who, "publish")
+    agent.request(FrameType.PROOF, proof)
+    msg = sign_message(agent.who, namespace=world.ns.id, uri=uri, payload=[("t", text.encode())],
+                       proof_id=object_id(proof), now=T0, origin_router=router.router_id, seq=len(text) + hash(uri) % 97)
+    frames = agent.request(FrameType.PUBLISH, msg.raw)
+    assert frames[-1].type is FrameType.OK, frames
+
+
+def subscribe(agent: Agent, world: World, pattern: str, sub_id: str, router: RouterCore) -> None:
+    proof = world.proof(agent.who, "subscribe")
+    agent.request(FrameType.PROOF, proof)
+    req = sign_subscribe(agent.who, namespace=world.ns.id, uri=pattern, sub_id=sub_id, router_id=router.router_id,
+                         proof_id=object_id(proof), now=T0)
+    assert agent.request(FrameType.SUBSCRIBE, req.raw, False)[-1].type is FrameType.SUBSCRIBED
+
+
+def texts(agent: Agent) -> list[str]:
+    out = []
+    frames = agent.recv()
+    seqs: dict[str, list[int]] = {}
+    for f in frames:
+        if f.type is FrameType.DELIVER:
+            raw = f.fields[2]
+            assert isinstance(raw, bytes)
+            out.append(Message.parse(raw).payload[0][1].decode())
+            seqs.setdefault(str(f.fields[0]), []).append(int(f.fields[1]))  # type: ignore[call-overload]
+    for sid, s in seqs.items():
+        agent.send(FrameType.DACK, sid, s)
+    return out
+
+
+def test_site_publish_reaches_dr_subscriber_and_only_once_locally(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    dr_sub, site_sub, pub = Agent(t.dr, world.entity()), Agent(t.site, world.entity()), None
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    subscribe(site_sub, world, "*", "local", t.site)
+    t.pump()
+    pub = Agent(t.site, world.entity())
+    for i in range(5):
+        publish(pub, world, f"s/{i}", f"m{i}", t.site)
+    t.pump()
+    assert texts(dr_sub) == [f"m{i}" for i in range(5)]
+    t.pump()
+    assert texts(site_sub) == [f"m{i}" for i in range(5)]  # local delivery, and no echo from the DR
+    t.pump()
+    assert texts(site_sub) == []
+    assert t.site.queues.stats(t.uplink.queue_id).depth == 0  # acknowledged by the DR
+
+
+def test_outage_backlog_is_resent_and_duplicates_dropped(world: World) -> None:
+    t = Tier(world, window=8)
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    pub = Agent(t.site, world.entity())
+    for i in range(30):  # uplink down: queued at the site
+        publish(pub, world, f"b/{i}", f"m{i}", t.site)
+    assert t.uplink.backlog() == 30
+    t.connect(pump=False)
+    # handshake, then the first batches reach the DR but its acks are lost (cut): the DR sees resends
+    assert t.up is not None and t.peer is not None
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)  # hello
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0)  # accept -> auth + first batches
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)
+    assert t.peer.received == 8
+    t.peer.bytes_to_send()  # the acks are lost
+    t.cut()
+    t.connect(1.0)
+    t.pump(1.0)
+    got = texts(dr_sub)
+    t.pump(1.0)
+    got += texts(dr_sub)
+    for _ in range(10):
+        t.pump(1.0)
+        got += texts(dr_sub)
+    assert got == [f"m{i}" for i in range(30)]  # in order, none lost, none twice
+    assert t.uplink.backlog() == 0
+    assert t.dr.counters.duplicates >= 1
+
+
+def test_downstream_from_another_site_and_query_via_dr(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    site_sub = Agent(t.site, world.entity())
+    subscribe(site_sub, world, "x/*", "down", t.site)
+    t.pump()
+    dr_pub = Agent(t.dr, world.entity())  # a publisher at the DR stands for another site
+    publish(dr_pub, world, "x/1", "from-cloud", t.dr)
+    t.pump()
+    assert texts(site_sub) == ["from-cloud"]
+    assert t.uplink.stats.delivered_down == 1
+
+
+def test_ended_local_subscription_is_removed_at_the_dr(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    a = Agent(t.site, world.entity())
+    proof = world.proof(a.who, "subscribe")
+    a.request(FrameType.PROOF, proof)
+    req = sign_subscribe(a.who, namespace=world.ns.id, uri="e/*", sub_id="tmp", router_id=t.site.router_id,
+                         proof_id=object_id(proof), now=T0)
+    a.request(FrameType.SUBSCRIBE, req.raw, True)  # ephemeral
+    t.pump()
+    assert [s.sub_id for s in t.dr.subscriptions()] == ["tmp"]
+    a.session.connection_lost(0.0)
+    t.pump()
+    assert t.dr.subscriptions() == []
+
+
+@pytest.mark.parametrize("case", ["wrong-key", "replayed-transcript", "other-namespace", "sub-resource", "expired"])
+def test_channel_failures(world: World, case: str) -> None:
+    dr, site = world.entity(grants=None), world.entity(grants=None)
+    verifier = Verifier()
+    if case in ("wrong-key", "replayed-transcript"):
+        proofs = {world.ns.id: route_proof(world, dr)}
+    elif case == "other-namespace":
+        other = create_entity(T0 - 20, YEAR)
+        world.store.put_entity(other.entity)
+        proofs = {world.ns.id: route_proof(world, dr, ns=other)}
+    elif case == "sub-resource":
+        proofs = {world.ns.id: route_proof(world, dr, resource="a/*")}
+    elif case == "expired":
+        proofs = {world.ns.id: route_proof(world, dr, expiry_s=10)}
+    i = SecureChannel(ChannelRole.INITIATOR, site, verifier=verifier, now_wall=T0 + 100, max_frame_bytes=1 << 18,
+                      namespace=world.ns.id)
+    r_me = world.entity(grants=None) if case == "wrong-key" else dr
+    r = SecureChannel(ChannelRole.RESPONDER, r_me, verifier=Verifier(), now_wall=T0 + 100, max_frame_bytes=1 << 18,
+                      route_proofs=proofs)
+    if case == "replayed-transcript":
+        # a DR answer recorded from another channel (other ephemeral keys) is replayed to this one
+        i_other = SecureChannel(ChannelRole.INITIATOR, site, verifier=verifier, now_wall=T0 + 100,
+                                max_frame_bytes=1 << 18, namespace=world.ns.id)
+        r.receive_bytes(i_other.bytes_to_send())
+        accept = r.bytes_to_send()
+        i.bytes_to_send()
+        with pytest.raises(ChannelError) as info:
+            i.receive_bytes(accept)
+        assert info.value.reason == "bad-signature"
+        return
+    r.receive_bytes(i.bytes_to_send())
+    with pytest.raises(ChannelError) as info:
+        i.receive_bytes(r.bytes_to_send())
+    expected = {"wrong-key": "route-proof", "other-namespace": "route-proof", "sub-resource": "route-proof",
+                "expired": "route-proof"}[case]
+    assert info.value.reason == expected, str(info.value)
+
+
+def test_site_with_a_forged_signature_is_refused(world: World) -> None:
+    dr, site, impostor = world.entity(grants=None), world.entity(grants=None), world.entity(grants=None)
+    i = SecureChannel(ChannelRole.INITIATOR, site, verifier=Verifier(), now_wall=T0, max_frame_bytes=1 << 18,
+                      namespace=world.ns.id)
+    r = SecureChannel(ChannelRole.RESPONDER, dr, verifier=Verifier(), now_wall=T0, max_frame_bytes=1 << 18,
+                      route_proofs={world.ns.id: route_proof(world, dr)})
+    r.receive_bytes(i.bytes_to_send())
+    i.receive_bytes(r.bytes_to_send())
+    auth = bytearray(i.bytes_to_send())
+    # swap the site entity for the impostor's: the signature no longer matches
+    idx = auth.find(site.entity.raw)
+    auth[idx : idx + len(site.entity.raw)] = impostor.entity.raw
+    with pytest.raises(ChannelError) as info:
+        r.receive_bytes(bytes(auth))
+    assert info.value.reason == "bad-signature"
+
+
+def test_tampered_record_ends_the_channel(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    assert t.up is not None and t.peer is not None
+    t.up.channel.send(FrameType.PING, 1)
+    data = bytearray(t.up.bytes_to_send())
+    data[-1] ^= 1
+    t.peer.receive_bytes(bytes(data), 0.0)
+    assert t.peer.closing and "bad-record" in t.peer.close_reason
+
+
+def test_dead_link_is_detected(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    assert t.up is not None
+    t.up.handle_timer(5.0)  # keepalive ping
+    assert not t.up.closing
+    t.up.handle_timer(15.0)
+    assert t.up.closing and "no traffic" in t.up.close_reason
+
+
+def test_wire_bytes_per_message(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    pub = Agent(t.site, world.entity())
+    proof = world.proof(pub.who, "publish")
+    pub.request(FrameType.PROOF, proof)
+    n = 500
+    for i in range(n):
+        m = sign_message(pub.who, namespace=world.ns.id, uri=f"building01/floor2/room{i % 50:03d}/temp",
+                         payload=[("b", bytes(64))], proof_id=object_id(proof), now=T0 + i / 1000,
+                         origin_router=t.site.router_id)
+        assert len(m.uri) == 30
+        pub.request(FrameType.PUBLISH, m.raw)
+    t.pump()  # warm: definitions (proof, ids) go once per connection
+    assert t.up is not None and t.peer is not None
+    for i in range(n):
+        m = sign_message(pub.who, namespace=world.ns.id, uri=f"building01/floor2/room{i % 50:03d}/temp",
+                         payload=[("b", bytes(64))], proof_id=object_id(proof), now=T0 + 1 + i / 1000,
+                         origin_router=t.site.router_id)
+        pub.request(FrameType.PUBLISH, m.raw)
+    total = 0
+    for _ in range(100):
+        t.up.pump(0.0)
+        a, b = t.up.bytes_to_send(), t.peer.bytes_to_send()
+        total += len(a) + len(b)
+        if not a and not b:
+            break
+        if a:
+            t.peer.receive_bytes(a, 0.0)
+        if b:
+            t.up.receive_bytes(b, 0.0)
+    per_message = total / n
+    assert t.uplink.backlog() == 0
+    print(f"trunk bytes per message, both directions: {per_message:.1f}")
+    assert per_message <= 168, per_message
