@@ -23,6 +23,8 @@ from typing import Final
 
 from .. import __version__
 from ..config import Config
+from ..ops.durable_gate import DurableGateRouterCore
+from ..ops.runtime import OpsRuntime
 from ..router import RouterCore, RouterOptions
 from ..storage import PersistOptions, PersistStore, QueueLimits, QueueStore, StorageError, StoreOptions
 from ..wave import (
@@ -61,6 +63,9 @@ class ServiceStats:
     started_wall: float = field(default_factory=time.time)
     flush_seconds_total: float = 0.0
     flush_seconds_last: float = 0.0
+    flush_seconds_max: float = 0.0
+    #: loop time the flush in flight started (the systemd watchdog declares a stalled flusher unhealthy).
+    flush_started: float | None = None
 
 
 def load_or_create_router_entity(path: Path) -> EntitySecret:
@@ -97,6 +102,8 @@ class RouterService:
         self._persist_flush_task: asyncio.Task[None] | None = None
         self._known_revocations: frozenset[bytes] = frozenset()
         self.listen_addresses: list[str] = []
+        #: budget watch, systemd notify/watchdog, metrics, status fields (``ops/runtime.py``).
+        self.ops = OpsRuntime(config)
 
     # ------------------------------------------------------------------ start-up
 
@@ -125,6 +132,7 @@ class RouterService:
             flush_bytes=cfg.queue.flush_size_mb * MIB,
             max_queues=max(1024, cfg.limits.max_connections * 2),
         )
+        self.ops.extend_startup()
         t0 = time.perf_counter()
         try:
             self.queues = QueueStore.open(store_options, now, time.time())
@@ -150,7 +158,7 @@ class RouterService:
             max_subscriptions_per_connection=cfg.limits.max_subscriptions_per_connection,
             inflight_window=cfg.limits.inflight_window,
         )
-        self.core = RouterCore(router_id=self.router_entity.id, queues=self.queues, verifier=verifier,
+        self.core = DurableGateRouterCore(router_id=self.router_entity.id, queues=self.queues, verifier=verifier,
                                options=options, now=now, wall_offset=time.time() - now, persist=self.persist)
         self.agent_server = AgentServer(self.core, max_connections=cfg.limits.max_connections,
                                         max_frame_bytes=cfg.limits.max_frame_bytes,
@@ -181,6 +189,7 @@ class RouterService:
         log.info("event=started version=%s router=%s listen=%s queues=%d items=%d recovered_records=%d "
                  "recovery_s=%.3f", __version__, format_id(self.router_entity.id), ",".join(self.listen_addresses),
                  st.queues, st.items, st.recovered_records, recovery_s)
+        await self.ops.start(self)  # READY=1: listeners up, stores recovered
 
     # ------------------------------------------------------------------ timers
 
@@ -222,8 +231,10 @@ class RouterService:
             if batch is None:
                 return
             t0 = time.perf_counter()
+            self.stats.flush_started = loop.time()
             outcome = await loop.run_in_executor(None, queues.write_flush, batch)
             elapsed = time.perf_counter() - t0
+            self.stats.flush_seconds_max = max(self.stats.flush_seconds_max, elapsed)
             queues.complete_flush(batch, outcome, loop.time())
             self.stats.flush_seconds_last = elapsed
             self.stats.flush_seconds_total += elapsed
@@ -231,7 +242,15 @@ class RouterService:
                 log.debug("event=flushed items=%d bytes=%d seconds=%.4f outcome=%s", batch.item_count,
                           batch.item_bytes, elapsed, outcome.value)
         finally:
+            self.stats.flush_started = None
             self._flush_task = None
+
+    def request_flush(self) -> bool:
+        """Start a flush now (the budget watch asks when memory is over budget); False if one is running."""
+        if self._flush_task is not None or self.queues is None or self.should_exit.is_set():
+            return False
+        self._flush_task = asyncio.create_task(self._flush(), name="wavemq-flush")
+        return True
 
     async def _flush_persist(self) -> None:
         loop = asyncio.get_running_loop()
@@ -293,6 +312,7 @@ class RouterService:
 
     async def shutdown(self) -> None:
         log.info("event=shutting_down")
+        self.ops.stopping()
         self.should_exit.set()
         for server in self._servers:
             server.close()
@@ -329,4 +349,5 @@ class RouterService:
         if self.config.local.unix_socket is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.local.unix_socket)
+        await self.ops.close()
         log.info("event=stopped")

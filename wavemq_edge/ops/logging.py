@@ -4,6 +4,10 @@ Under systemd (``$JOURNAL_STREAM`` set) lines carry a ``<N>`` syslog priority pr
 because journald stamps and ranks them; on a terminal lines are short and human; elsewhere (pipes, files)
 they carry a UTC timestamp. Loggers are named ``wavemq_edge.<package>``; messages use lazy ``%``
 arguments and ``key=value`` fields.
+
+A warning that can repeat at the rate of the traffic (a full disk, a refused flood) goes through
+``RateLimitedLog``: the first one of a burst is logged, the rest of the burst is counted, and the next
+line says how many were suppressed (nats-server's ``RateLimitWarnf``, plus the count).
 """
 
 from __future__ import annotations
@@ -12,9 +16,16 @@ import logging
 import os
 import sys
 import time
+from collections import OrderedDict
 from typing import Final, TextIO
 
-__all__ = ["configure_logging"]
+__all__ = ["RATE_LIMIT_WINDOW_S", "RateLimitedLog", "configure_logging"]
+
+#: A repeated message is logged at most once per this many seconds per key: long enough that a flood
+#: costs one line a minute (journald on an SD card), short enough that an operator tailing sees it.
+RATE_LIMIT_WINDOW_S: Final = 60.0
+#: Distinct keys remembered; past it the least recently used is forgotten (and may log once more).
+RATE_LIMIT_MAX_KEYS: Final = 256
 
 _PRIORITY: Final = {
     logging.CRITICAL: 2,
@@ -63,3 +74,43 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
     root.propagate = False
+
+
+class RateLimitedLog:
+    """Log a repeated message once per ``window_s`` per key, with the count of the ones suppressed.
+
+    ``now`` is passed in (the caller's ``loop.time()``), so tests drive it without sleeping. The line
+    after a suppressed stretch carries ``repeated=N``: how many identical events were not logged."""
+
+    def __init__(self, logger: logging.Logger, window_s: float = RATE_LIMIT_WINDOW_S,
+                 max_keys: int = RATE_LIMIT_MAX_KEYS) -> None:
+        self.logger = logger
+        self.window_s = window_s
+        self.max_keys = max_keys
+        # key -> (time of the last line logged, events suppressed since)
+        self._keys: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def log(self, level: int, key: str, now: float, msg: str, *args: object) -> bool:
+        """Log ``msg % args`` unless ``key`` was logged less than ``window_s`` ago; True if logged."""
+        entry = self._keys.get(key)
+        if entry is not None and now - entry[0] < self.window_s:
+            self._keys[key] = (entry[0], entry[1] + 1)
+            self._keys.move_to_end(key)
+            return False
+        suppressed = entry[1] if entry is not None else 0
+        if suppressed:
+            self.logger.log(level, msg + " repeated=%d", *args, suppressed)
+        else:
+            self.logger.log(level, msg, *args)
+        self._keys[key] = (now, 0)
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        return True
+
+    def warning(self, key: str, now: float, msg: str, *args: object) -> bool:
+        return self.log(logging.WARNING, key, now, msg, *args)
+
+    def suppressed(self, key: str) -> int:
+        entry = self._keys.get(key)
+        return entry[1] if entry is not None else 0
