@@ -1,0 +1,160 @@
+"""Helpers for the ops tests: a real ``wavemq-edge run`` process on 127.0.0.1 (port 0), a test-owned
+NOTIFY_SOCKET, and a WAVE site with a namespace and a granted service entity.
+
+Every process started here is killed by ``OpsRouter.stop`` (called from fixtures' finalisers) and every
+wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+BIN = Path(sys.executable).parent
+WAVEMQ = str(BIN / "wavemq-edge")
+WV = str(BIN / "wv")
+START_TIMEOUT_S = 20.0
+
+
+def ops_config(tmp: Path, extra: str = "", flush_interval: int = 30) -> Path:
+    cfg = tmp / "wavemq.toml"
+    cfg.write_text(f"""
+[WaveConfig]
+  database = "{tmp}/wave"
+[QueueConfig]
+  queueDataStore = "{tmp}/queue"
+  flushInterval = {flush_interval}
+  journalDir = "{tmp}/journal"
+[LocalConfig]
+  listenAddr = "127.0.0.1:0"
+[PeerConfig]
+  listenAddr = "127.0.0.1:0"
+[RoutingConfig]
+  PersistDataStore = "{tmp}/persist"
+  RouterEntityFile = "{tmp}/router.ent"
+[MetricsConfig]
+  listenAddr = "127.0.0.1:0"
+{extra}
+""")
+    return cfg
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "WAVEMQ_ROUTER",
+              "WAVEMQ_ENTITY", "WAVEMQ_EDGE_DEBUG_STALL_S"):
+        env.pop(k, None)
+    env["WAVE_HOME"] = str(tmp / "wave")
+    env["HOME"] = str(tmp / "home")
+    return env
+
+
+class OpsRouter:
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self.metrics = ""
+        self.log_path = config.parent / "router.log"
+        self._log: BinaryIO | None = None
+
+    def start(self, wait_ready: bool = True) -> OpsRouter:
+        n = 0
+        while (self.config.parent / f"router-{n}.log").exists():
+            n += 1
+        self.log_path = self.config.parent / f"router-{n}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([WAVEMQ, "--log-level", "INFO", "run", str(self.config)],
+                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=self.env)
+        if not wait_ready:
+            return self
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            out = self.output()
+            m = re.search(r"listening:\s+(\S+) \(agents\)", out)
+            if m:
+                self.address = m.group(1)
+                mm = re.search(r"event=ops_started .* metrics=(\S+)", out)
+                self.metrics = mm.group(1) if mm and mm.group(1) != "off" else ""
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"router did not start: {self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's notification socket; records (time, fields)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[tuple[float, dict[str, str]]] = []
+
+    def receive(self, timeout: float) -> dict[str, str] | None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(8192)
+        except TimeoutError:
+            return None
+        fields = dict(line.split("=", 1) for line in data.decode().split("\n") if line)
+        self.messages.append((time.monotonic(), fields))
+        return fields
+
+    def wait_for(self, key: str, timeout: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = self.receive(max(0.01, deadline - time.monotonic()))
+            if msg is not None and key in msg:
+                return msg
+        raise AssertionError(f"no {key} within {timeout} s; got {[m for _, m in self.messages]}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, cwd=cwd)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(errors="replace"),
+                                       r.stderr.decode(errors="replace"))
+
+
+def make_site(tmp: Path, env: dict[str, str]) -> None:
+    """namespace.ent and service.ent (granted subscribe, publish, query on everything) in ``tmp``."""
+    for name in ("namespace", "service"):
+        r = run([WV, "mke", "-o", f"{name}.ent", "--expiry", "1y", "--nopassphrase"], env, tmp)
+        assert r.returncode == 0, r.stderr
+    r = run([WV, "rtgrant", "--attester", "namespace.ent", "--subject", "service.ent", "--expiry", "1y",
+             "wavemq:subscribe,publish,query@namespace.ent/*"], env, tmp)
+    assert r.returncode == 0, r.stderr
