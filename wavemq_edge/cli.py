@@ -213,6 +213,11 @@ def _print_banner(service: object) -> None:
     ]
     for addr in service.listen_addresses:
         lines.append(f"  listening:  {addr} (agents)")
+    if service.peer_address:
+        lines.append(f"  listening:  {service.peer_address} (peers: designated for "
+                     f"{len(service.core.designated) if service.core else 0} namespace(s))")
+    for peer in cfg.routing.routers:
+        lines.append(f"  uplink:     {peer.namespace} -> {peer.address}")
     lines += [
         f"  queues:     {cfg.queue.queue_data_store} (flush every {cfg.queue.flush_interval_s} s)",
         f"  wave db:    {cfg.wave.database}",

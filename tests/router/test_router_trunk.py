@@ -88,7 +88,7 @@ def publish(agent: Agent, world: World, uri: str, text: str, router: RouterCore)
     proof = world.proof(agent.who, "publish")
     agent.request(FrameType.PROOF, proof)
     msg = sign_message(agent.who, namespace=world.ns.id, uri=uri, payload=[("t", text.encode())],
-                       proof_id=object_id(proof), now=T0, origin_router=router.router_id, seq=len(text) + hash(uri) % 97)
+                       proof_id=object_id(proof), now=T0, origin_router=router.router_id)
     frames = agent.request(FrameType.PUBLISH, msg.raw)
     assert frames[-1].type is FrameType.OK, frames
 

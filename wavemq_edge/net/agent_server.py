@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from ..router import AgentSession, RouterCore
 from ..wire import CloseCode, FrameType, encode_frame
 
-__all__ = ["AgentProtocol", "AgentServer"]
+__all__ = ["AgentProtocol", "AgentServer", "Transmitter"]
 
 log = logging.getLogger("wavemq_edge.net.agent")
 
@@ -23,6 +23,13 @@ log = logging.getLogger("wavemq_edge.net.agent")
 #: Above this many bytes waiting in a transport's write buffer we stop reading from that connection.
 WRITE_HIGH_WATER_BYTES: Final = 1024 * 1024
 WRITE_LOW_WATER_BYTES: Final = 256 * 1024
+
+
+class Transmitter(Protocol):
+    """Anything with pending output to write once the current input is processed (agent and trunk
+    connections alike: an agent's publish produces deliveries on trunk links and vice versa)."""
+
+    def transmit(self) -> None: ...
 
 
 class AgentServer:
@@ -37,14 +44,14 @@ class AgentServer:
         self.connections: set[AgentProtocol] = set()
         self.refused_connections = 0
         self.accepted_connections = 0
-        self._dirty: set[AgentProtocol] = set()
+        self._dirty: set[Transmitter] = set()
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def protocol_factory(self) -> AgentProtocol:
         return AgentProtocol(self)
 
-    def mark_dirty(self, proto: AgentProtocol) -> None:
+    def mark_dirty(self, proto: Transmitter) -> None:
         self._dirty.add(proto)
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -26,18 +26,26 @@ from ..config import Config
 from ..ops.durable_gate import DurableGateRouterCore
 from ..ops.runtime import OpsRuntime
 from ..router import RouterCore, RouterOptions
+from ..router.trunk import TrunkOptions, Uplink
 from ..storage import PersistOptions, PersistStore, QueueLimits, QueueStore, StorageError, StoreOptions
 from ..wave import (
+    PSET_WAVEMQ,
     EntitySecret,
+    Proof,
+    Revocation,
+    VerificationError,
     Verifier,
     WaveError,
     WaveStore,
     create_entity,
     format_id,
     load_entity_secret,
+    load_object,
+    parse_id,
     save_entity_secret,
 )
 from .agent_server import AgentServer
+from .trunk_net import TrunkNet
 
 __all__ = ["RouterService", "StartupError"]
 
@@ -95,6 +103,9 @@ class RouterService:
         self.persist: PersistStore | None = None
         self.wave_store: WaveStore | None = None
         self.agent_server: AgentServer | None = None
+        self.trunk: TrunkNet | None = None
+        #: the address the peer (trunk) listener is bound to, when this router is designated for any namespace
+        self.peer_address: str = ""
         self.router_entity: EntitySecret | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -183,6 +194,7 @@ class RouterService:
                 raise StartupError(f"LocalConfig.unixSocket {path}: cannot listen: {exc.strerror}") from None
             self._servers.append(userver)
             self.listen_addresses.append(f"unix:{path}")
+        await self._start_trunk(verifier, now)
         self._tasks.append(asyncio.create_task(self._timer_loop(), name="wavemq-timers"))
         self._tasks.append(asyncio.create_task(self._revocation_loop(), name="wavemq-revocations"))
         st = self.queues.store_stats()
@@ -190,6 +202,103 @@ class RouterService:
                  "recovery_s=%.3f", __version__, format_id(self.router_entity.id), ",".join(self.listen_addresses),
                  st.queues, st.items, st.recovered_records, recovery_s)
         await self.ops.start(self)  # READY=1: listeners up, stores recovered
+        if self.trunk is not None:
+            ops_extra, trunk = self.core.status_extra, self.trunk
+            self.core.status_extra = lambda t: {**(ops_extra(t) if ops_extra is not None else {}), **trunk.status()}
+
+    # ------------------------------------------------------------------ tiering
+
+    def _load_route_proofs(self, verifier: Verifier) -> dict[bytes, bytes]:
+        """``DesignatedNamespaceFiles``: each must grant this router ``wavemq:route`` on ``*`` of its
+        namespace, now (WAVEMQ accepted route on any resource: ``wavemq-behaviour.md`` §12 row 17)."""
+        assert self.router_entity is not None
+        proofs: dict[bytes, bytes] = {}
+        for path in self.config.routing.designated_namespace_files:
+            where = f"RoutingConfig.DesignatedNamespaceFiles {path}"
+            try:
+                obj = load_object(path)
+            except (WaveError, OSError) as exc:
+                raise StartupError(f"{where}: {exc}") from None
+            if not isinstance(obj, Proof):
+                raise StartupError(f"{where}: expected a route proof made by `wv rtprove`, found a "
+                                   f"{type(obj).__name__.lower()}")
+            try:
+                verifier.check(obj.raw, subject=self.router_entity.id, namespace=obj.namespace_id, pset=PSET_WAVEMQ,
+                               permission="route", resource=("*",), now=time.time())
+            except VerificationError as exc:
+                raise StartupError(
+                    f"{where}: it does not grant this router ({format_id(self.router_entity.id)}) wavemq:route on "
+                    f"* of namespace {format_id(obj.namespace_id)}: {exc}. Make it with `wv rtprove --subject "
+                    f"<RouterEntityFile> \"wavemq:route@<namespace>/*\"`") from None
+            proofs[obj.namespace_id] = obj.raw
+        return proofs
+
+    async def _start_trunk(self, verifier: Verifier, now: float) -> None:
+        cfg = self.config
+        assert self.core is not None and self.agent_server is not None and self.router_entity is not None
+        route_proofs = self._load_route_proofs(verifier)
+        if not route_proofs and not cfg.routing.routers:
+            return
+        self.core.designated.update(route_proofs)
+        options = TrunkOptions(keepalive_s=cfg.peer.keepalive_interval_s, dead_after_s=cfg.peer.dead_after_s,
+                               max_frame_bytes=cfg.limits.max_frame_bytes)
+        trunk = TrunkNet(self.core, self.agent_server, self.router_entity, verifier, options,
+                         route_proofs=route_proofs, reconnect_min_s=cfg.peer.reconnect_min_s,
+                         reconnect_max_s=cfg.peer.reconnect_max_s, revocations=self._revocation_objects,
+                         on_revocations=self._learn_revocations)
+        limits = QueueLimits(max_length=cfg.queue.trunking_queue_max_length,
+                             max_bytes=cfg.queue.trunking_queue_max_size_mb * MIB,
+                             expiry_s=float(cfg.queue.queue_expiry_s))
+        for peer in cfg.routing.routers:
+            try:
+                namespace = parse_id(peer.namespace)
+            except WaveError as exc:
+                raise StartupError(f"RoutingConfig.Router namespace {peer.namespace}: {exc}") from None
+            trunk.add_uplink(Uplink(self.core, self.router_entity, namespace, str(peer.address), limits, options,
+                                    now, revocations=self._revocation_objects,
+                                    on_revocations=self._learn_revocations))
+        self.core.on_trunk_append = trunk.trunk_appended
+        if route_proofs:
+            addr = cfg.peer.listen_addr
+            loop = asyncio.get_running_loop()
+            try:
+                server = await loop.create_server(trunk.peer_factory, addr.host, addr.port, reuse_address=True)
+            except OSError as exc:
+                raise StartupError(f"PeerConfig.listenAddr {addr}: cannot listen: {exc.strerror}") from None
+            self._servers.append(server)
+            host, port = server.sockets[0].getsockname()[:2]
+            self.peer_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        trunk.start()
+        self.trunk = trunk
+        log.info("event=trunk_started designated=%s uplinks=%s peer_listen=%s",
+                 ",".join(format_id(n) for n in route_proofs) or "-",
+                 ",".join(f"{p.namespace}@{p.address}" for p in cfg.routing.routers) or "-", self.peer_address or "-")
+
+    def _revocation_objects(self) -> list[bytes]:
+        if self.wave_store is None:
+            return []
+        try:
+            return [r.raw for r in self.wave_store.revocations()]
+        except WaveError:
+            return []
+
+    def _learn_revocations(self, raws: list[bytes]) -> None:
+        """Revocation objects that came over a trunk: checked (self-authenticating), recorded, applied."""
+        if self.wave_store is None or self.core is None:
+            return
+        now = asyncio.get_running_loop().time()
+        learned: set[bytes] = set()
+        for raw in raws:
+            try:
+                rev = Revocation.from_bytes(raw)
+                if self.wave_store.put_revocation(rev):
+                    ended = self.core.add_revocation(rev, now)
+                    log.info("event=revocation_received commitment=%s subscriptions_ended=%d",
+                             rev.commitment.hex()[:16], ended)
+                learned.add(rev.commitment)
+            except WaveError as exc:
+                log.warning("event=bad_revocation_from_peer error=%r", str(exc))
+        self._known_revocations = self._known_revocations | learned
 
     # ------------------------------------------------------------------ timers
 
@@ -316,6 +425,8 @@ class RouterService:
         self.should_exit.set()
         for server in self._servers:
             server.close()
+        if self.trunk is not None:
+            await self.trunk.stop()
         if self.agent_server is not None:
             self.agent_server.close_all("router shutting down")
         for task in self._tasks:

@@ -27,7 +27,7 @@ import lmdb
 
 from .attestation import Attestation
 from .entity import Entity
-from .errors import StoreError, UnknownObjectError
+from .errors import StoreError, UnknownObjectError, WaveError
 from .ids import check_id, format_id
 from .revocation import Revocation
 
@@ -94,6 +94,9 @@ class MemoryStore:
 
     def is_revoked(self, commitment: bytes) -> bool:
         return commitment in self._revocations
+
+    def revocations(self) -> list[Revocation]:
+        return list(self._revocations.values())
 
     def revoked_commitments(self) -> frozenset[bytes]:
         return frozenset(self._revocations)
@@ -188,6 +191,17 @@ class WaveStore:
 
     def is_revoked(self, commitment: bytes) -> bool:
         return self._get(self._revocations, commitment) is not None
+
+    def revocations(self) -> list[Revocation]:
+        """Every revocation object recorded (exchanged over trunks so revocations travel)."""
+        out: list[Revocation] = []
+        with self._env.begin(db=self._revocations) as txn:
+            for _key, raw in txn.cursor():
+                try:
+                    out.append(Revocation.from_bytes(bytes(raw)))
+                except WaveError:
+                    continue
+        return out
 
     def revoked_commitments(self) -> frozenset[bytes]:
         with self._env.begin(db=self._revocations) as txn:
