@@ -97,6 +97,10 @@ class StoreMachine(RuleBasedStateMachine):
     def create(self, qid: str, max_length: int, max_bytes: int, expiry: int) -> None:
         kind = QueueKind.TRUNK if qid.startswith("t") else QueueKind.SUBSCRIPTION
         limits = QueueLimits(max_length, max_bytes, float(expiry))
+        if qid in self.model:
+            # re-creating an existing queue with other limits replaces them (tested on its own in
+            # test_storage_queue_api); the model keeps one set of limits per queue
+            limits = self.model[qid].limits
         self.store.create_queue(qid, kind, limits, float(self.now))
         if qid not in self.model:
             self.model[qid] = MQueue(kind, limits, last_active=self.now)

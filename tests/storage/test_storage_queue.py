@@ -172,3 +172,24 @@ def test_sequences_never_repeat_after_a_crash_of_an_in_window_queue(journal_dir:
     s.abandon()
     s = QueueStore(b, opts, 3.0, WALL0 + 3.0)
     assert s.append("q", b"y", 3.0) == seq + 1
+
+
+def test_recreating_a_queue_with_new_limits_applies_them(store_path: str, journal_dir: str) -> None:
+    """An operator lowering trunkingQueueMaxLength sees it apply after a restart (the router re-creates
+    its queues with the configured limits at every start); the oldest items go, counted."""
+    opts = StoreOptions(path=store_path, journal_dir=journal_dir)
+    s = QueueStore.open(opts, 0.0, WALL0)
+    s.create_queue("t", QueueKind.TRUNK, QueueLimits(100, 1 << 20), 0.0)
+    for i in range(20):
+        s.append("t", b"%d" % i, 0.0)
+    s.close(1.0)
+    s = QueueStore.open(opts, 2.0, WALL0 + 2)
+    assert s.create_queue("t", QueueKind.TRUNK, QueueLimits(5, 1 << 20), 2.0).depth == 20
+    s.append("t", b"20", 2.0)
+    st = s.stats("t")
+    assert (st.depth, st.drops["overflow-count"]) == (5, 16)
+    assert [i for _s, i in s.peek("t", -1, 10)] == [b"16", b"17", b"18", b"19", b"20"]
+    s.close(3.0)
+    s = QueueStore.open(opts, 4.0, WALL0 + 4)
+    assert s.stats("t").depth == 5  # the new limits were recorded with the flush
+    s.close(5.0)

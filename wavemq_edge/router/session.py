@@ -378,7 +378,9 @@ class AgentSession:
         }
         if core.status_extra is not None:
             status.update(core.status_extra(now))
-        return status
+        result = _wire_safe(status)
+        assert isinstance(result, dict)
+        return result
 
     # ------------------------------------------------------------------ Consumer
 
@@ -398,6 +400,18 @@ class AgentSession:
         self._inflight.pop(sub.key, None)
         if self.state is SessionState.OPEN:
             self._send(FrameType.SUB_END, sub.sub_id, code, reason)
+
+
+def _wire_safe(value: object) -> object:
+    """Frames carry no floats (the codec refuses them from peers, so we send none): a status figure
+    like an RTT becomes an integer when it is whole, else its text with three decimals."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else f"{value:.3f}"
+    if isinstance(value, dict):
+        return {k: _wire_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire_safe(v) for v in value]
+    return value
 
 
 class _QueryReply:

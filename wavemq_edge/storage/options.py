@@ -55,8 +55,8 @@ class QueueKind(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    """Bounds of one queue, fixed at creation (like the original, later config changes do not alter
-    existing queues unless the router re-creates them).
+    """Bounds of one queue. ``QueueStore.create_queue`` on an existing queue replaces them, so a changed
+    configuration applies at the router's next start (the original kept a queue's first bounds).
 
     ``max_length`` items and ``max_bytes`` payload bytes: at a bound the oldest item is dropped
     (reasons ``overflow-count`` / ``overflow-bytes``). ``expiry_s``: an item older than this is dropped

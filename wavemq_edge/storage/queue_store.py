@@ -312,12 +312,19 @@ class QueueStore:
     def create_queue(
         self, queue_id: str, kind: QueueKind, limits: QueueLimits, now: float, exist_ok: bool = True
     ) -> QueueStats:
-        """Create a queue, or return the existing one's stats (its limits stay those it was created
-        with, as in the original; remove and re-create to change them)."""
+        """Create a queue, or return the existing one's stats. For an existing queue, ``limits`` replace
+        the recorded ones (an operator who lowers ``trunkingQueueMaxLength`` expects it to apply after a
+        restart; WAVEMQ kept the old bounds); a queue now over its bounds drops its oldest items, counted,
+        at the next append."""
         q = self._queues.get(queue_id)
         if q is not None:
             if not exist_ok:
                 raise QueueExistsError(f"queue {queue_id!r} already exists in store {self.options.path!r}")
+            if q.limits != limits:
+                log.info("event=queue_limits_changed queue=%s old=%s new=%s", queue_id, q.limits, limits)
+                q.limits = limits
+                q.header_dirty = True
+                self._dirty = True
             return q.stats()
         open_dbs = len(self._queues) + len(self._removed_incs)
         if open_dbs >= self.options.max_queues:
