@@ -191,15 +191,12 @@ async def _status(args: argparse.Namespace) -> int:
         status = await asyncio.wait_for(client.status(), CLIENT_TIMEOUT_S)
     finally:
         await client.close()
+    from .ops.status_view import derive, render_status
+
     if args.json:
-        print(json.dumps(status, sort_keys=True))
+        print(json.dumps(derive(status), sort_keys=True))
         return EXIT_OK
-    width = max((len(k) for k in status), default=0)
-    for key in sorted(status):
-        value = status[key]
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
-        print(f"{key:<{width}}  {value}")
+    print(render_status(status))
     return EXIT_OK
 
 

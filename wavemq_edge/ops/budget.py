@@ -14,7 +14,7 @@ keeps the state of each pressure (memory, disk per directory) and returns what t
   free space is back above reserve plus margin. While the pressure lasts, more is shed only when the free
   space falls further: shedding frees pages *inside* the LMDB file (they are reused, the file does not
   shrink), so it stops growth but does not raise the filesystem's free figure, and shedding again at
-  every sample would empty every queue for nothing.
+  every sample would empty every queue for nothing. A further fall must be at least one margin.
 * any other data directory below its reserve is reported (``Pressure``) but nothing is shed for it:
   queues do not live there.
 
@@ -265,7 +265,9 @@ class BudgetPolicy:
                         self.stats.refusing_durable = True
                         out.append(RefuseDurable(True, f"{free // MIB} MB free on {directory}, "
                                                  f"below BudgetConfig.diskReserve {reserve // MIB} MB"))
-            elif free < state.low_water:
+            elif free < state.low_water - self.disk_margin_bytes:
+                # Only a fall of a whole margin: filesystems drift by kilobytes all the time (logs), and
+                # shedding an item per drift would trickle queues away for nothing.
                 if is_queue_fs:
                     self._shed(state, state.low_water - free, queues, out)
                 state.low_water = free

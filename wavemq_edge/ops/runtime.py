@@ -62,6 +62,9 @@ log = logging.getLogger("wavemq_edge.ops")
 
 MIB: Final = 1024 * 1024
 DEBUG_STALL_ENV: Final = "WAVEMQ_EDGE_DEBUG_STALL_S"
+#: Store queues whose id starts with this hold the router's own state (``router:subscriptions``, ...),
+#: not messages: shedding them would forget durable subscriptions, so the budget watch never does.
+ROUTER_QUEUE_PREFIX: Final = "router:"
 #: ``STATUS=`` is refreshed this often when it changed (systemctl status shows it).
 STATUS_INTERVAL_S: Final = 10.0
 #: Recovery reads the whole store once (storage README: the open scans every item's header). Assume a
@@ -262,6 +265,8 @@ class OpsRuntime:
     def _queue_usage(self, queues: QueueStore) -> list[QueueUsage]:
         out = []
         for qid in queues.queue_ids():
+            if qid.startswith(ROUTER_QUEUE_PREFIX):
+                continue  # the router's own records (subscriptions, proofs): never shed
             st = queues.stats(qid)
             out.append(QueueUsage(qid, st.bytes, st.depth))
         return out
