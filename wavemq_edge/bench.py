@@ -53,6 +53,11 @@ def add_bench_parser(sub: Any) -> None:
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--entity", help=argparse.SUPPRESS)
     p.add_argument("--tag", default="0", help=argparse.SUPPRESS)
+    p.add_argument("--prefix", default="bench", help=argparse.SUPPRESS)
+    p.add_argument("--identifier", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tier", action="store_true",
+                   help="measure the trunk instead: a backlog queued at a site while its uplink is down, then "
+                   "drained to a designated router (drain rate, live latency during the drain, wire bytes)")
 
 
 # ---------------------------------------------------------------------- worker processes
@@ -70,7 +75,7 @@ async def _role_pub(args: argparse.Namespace) -> dict[str, Any]:
 
     async def one(i: int) -> None:
         async with sem:
-            await client.publish(ns, f"bench/p{args.tag}/m{i % 100}", [("b", payload)])
+            await client.publish(ns, f"{args.prefix}/p{args.tag}/m{i % 100}", [("b", payload)])
 
     if args.rate > 0:
         # Paced (open loop at a fixed rate below capacity): latency then measures the router, not a
@@ -97,8 +102,8 @@ async def _role_sub(args: argparse.Namespace) -> dict[str, Any]:
     ns = (d / "ns.id").read_bytes()
     client = await Client.connect(args.router, entity=args.entity, proofs=[d / "proof.pem"], reconnect=False)
     latencies: list[float] = []
-    async with client.subscribe(ns, "bench/*") as sub:
-        (d / "sub.ready").write_text("1")
+    async with client.subscribe(ns, f"{args.prefix}/*", identifier=args.identifier) as sub:
+        (d / f"sub-{args.prefix}.ready").write_text("1")
         first = last = 0.0
         async for msg in sub:
             now = time.time()
@@ -180,12 +185,13 @@ def _pin(cpu: str, no_pin: bool) -> list[str]:
 
 
 def _worker(role: str, args: argparse.Namespace, router: str, d: Path, entity: Path, tag: str = "0",
-            messages: int | None = None, rate: int = 0) -> subprocess.Popen[str]:
+            messages: int | None = None, rate: int = 0, prefix: str = "bench",
+            identifier: str | None = None) -> subprocess.Popen[str]:
     cpus = "1" if (os.cpu_count() or 1) == 2 else f"1-{(os.cpu_count() or 2) - 1}"
     cmd = [*_pin(cpus, args.no_pin), sys.executable, "-m", "wavemq_edge", "bench", "--role", role, "--router", router,
            "--dir", str(d), "--entity", str(entity), "--messages", str(messages or args.messages),
            "--payload", str(args.payload), "--concurrency", str(args.concurrency), "--tag", tag,
-           "--rate", str(rate)]
+           "--rate", str(rate), "--prefix", prefix, *(["--identifier", identifier] if identifier else [])]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -288,7 +294,7 @@ def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(0.5)
         idle_rss, idle_anon = _mem(router.pid)
         sub = _worker("sub", args, address, d, entity, messages=args.messages * args.publishers)
-        _wait_file(d / "sub.ready", sub)
+        _wait_file(d / "sub-bench.ready", sub)
         cpu0 = rp.cpu_times()
         t0 = time.perf_counter()
         pubs = [_worker("pub", args, address, d, entity, tag=str(i)) for i in range(args.publishers)]
@@ -321,9 +327,9 @@ def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         figures["ratio_cpu_bound"] = (1e6 / figures["router_cpu_us_per_msg"]) / verify_rate
         if args.latency_rate > 0:
             n = max(100, args.latency_rate * 5)
-            (d / "sub.ready").unlink()
+            (d / "sub-bench.ready").unlink()
             lsub = _worker("sub", args, address, d, entity, messages=n)
-            _wait_file(d / "sub.ready", lsub)
+            _wait_file(d / "sub-bench.ready", lsub)
             lpub = _worker("pub", args, address, d, entity, tag="lat", messages=n, rate=args.latency_rate)
             _result(lpub)
             lat = _result(lsub)
@@ -391,6 +397,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.role == "subs":
         print(json.dumps(asyncio.run(_role_subs(args))))
         return 0
+    if args.tier:
+        from .bench_tier import run_tier_bench
+
+        return run_tier_bench(args)
     if args.messages < 1 or args.concurrency < 1 or args.publishers < 1 or args.payload < 0:
         print("wavemq-edge bench: --messages, --concurrency and --publishers must be >= 1, --payload >= 0",
               file=sys.stderr)

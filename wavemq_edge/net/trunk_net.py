@@ -49,8 +49,12 @@ class _TrunkProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
+        self.count(0, len(data))
         session.receive_bytes(data, asyncio.get_running_loop().time())
         self.net.agents.mark_dirty(self)
+
+    def count(self, sent: int, received: int) -> None:
+        """Trunk byte counters (site side reports them in status)."""
 
     def transmit(self) -> None:
         session, transport = self.session, self.transport
@@ -62,6 +66,7 @@ class _TrunkProtocol(asyncio.Protocol):
             session.flush_deliveries()
         data = session.bytes_to_send()
         if data:
+            self.count(len(data), 0)
             transport.write(data)
         if session.closing:
             transport.close()
@@ -111,6 +116,10 @@ class UplinkProtocol(_TrunkProtocol):
     @property
     def session(self) -> UplinkSession | None:
         return self._session
+
+    def count(self, sent: int, received: int) -> None:
+        self.uplink.stats.bytes_sent += sent
+        self.uplink.stats.bytes_received += received
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._session.close_reason == "" and exc is not None:

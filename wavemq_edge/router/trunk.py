@@ -86,6 +86,9 @@ class UplinkStats:
     rtt_ms: float = 0.0
     last_error: str = ""
     delivered_down: int = 0
+    #: bytes written to / read from the trunk socket (channel encryption and framing included)
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
 
 class _Pending:
@@ -315,6 +318,8 @@ class Uplink:
             "acked": st.acked,
             "refused": st.refused,
             "delivered_down": st.delivered_down,
+            "bytes_sent": st.bytes_sent,
+            "bytes_received": st.bytes_received,
             "last_error": st.last_error,
         }
 
