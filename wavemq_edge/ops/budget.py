@@ -62,8 +62,9 @@ STORED_BYTES_FACTOR: Final = 1.2
 #: RAM the ring-queue bookkeeping holds per queued item (storage README: 16 B/item of size+time),
 #: rounded up for the Python containers around it.
 RAM_PER_ITEM_BYTES: Final = 24
-#: RssAnon of an idle router after start-up (measured on x86_64 / CPython 3.11 with uvloop, pynacl, lmdb,
-#: cbor2 and psutil imported: 24-28 MB; ARM builds are smaller). Used only for the start-up fit check.
+#: RssAnon allowed for an idle router in the start-up fit check. Measured: 20 MB after start-up on x86_64,
+#: CPython 3.11 with uvloop, pynacl, lmdb, cbor2 and psutil (RSS 35 MB, the rest file-backed); 32 MB
+#: leaves room for the heap an active router keeps (sessions, verifier cache, trie).
 BASE_RSS_ANON_BYTES: Final = 32 * MIB
 
 
