@@ -314,3 +314,36 @@ def test_peer_authentication_failures_are_refused_with_a_log_line(tmp_path: Path
         narrow.stop()
     finally:
         tier.stop()
+
+
+def test_revocation_issued_at_the_dr_reaches_the_site_when_it_reconnects(tier: Tier) -> None:
+    site, proxy = tier.sites[0], tier.proxies[0]
+    ns = tier.dir / "namespace.ent"
+    wv(tier.env, tier.dir, "mke", "-o", "doomed.ent", "--expiry", "1y", "--nopassphrase")
+    grant = wv(tier.env, tier.dir, "rtgrant", "--attester", "namespace.ent", "--subject", "doomed.ent",
+               "--expiry", "1y", "wavemq:subscribe,publish@namespace.ent/*")
+    att_hash = grant.strip().split()[-1]
+
+    async def main() -> None:
+        from wavemq_edge.client import Client, SubscriptionEnded
+
+        doomed = await Client.connect(site.agent_address, entity=tier.dir / "doomed.ent", wave_db=tier.dir / "wave")
+        sub = doomed.subscribe(ns, "r/*", identifier="doomed")
+        await sub.start()
+        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        proxy.set_mode("cut", rst=True)  # the site is offline when the grant is revoked in the cloud
+        wv(tier.env, tier.dir, "revoke", "--attester", "namespace.ent", "--attestation", att_hash, "-o", "rev.pem")
+        wv(tier.env, tier.dir, "import", "--db", str(tier.dir / "dr-wave"), "rev.pem")
+        wait_for(lambda: "event=revocation_learned" in tier.dr.output(), 10, "the DR to learn the revocation")
+        await asyncio.sleep(1.0)
+        assert "event=revocation_received" not in site.output()
+        proxy.set_mode("pass")
+        wait_for(lambda: "event=revocation_received" in site.output(), 30, "the revocation to reach the site")
+        try:
+            await asyncio.wait_for(sub.__anext__(), 10)
+            raise AssertionError("the revoked subscription delivered a message")
+        except SubscriptionEnded as exc:
+            assert "revoked" in str(exc)
+        await doomed.close()
+
+    run(main())

@@ -50,7 +50,7 @@ class Router:
         files = ", ".join(f'"{p}"' for p in designated or [])
         (d / f"{self.name}.toml").write_text(f"""
 [WaveConfig]
-  database = "{d}/wave"
+  database = "{d}/{self.name}-wave"
 [QueueConfig]
   queueDataStore = "{d}/{self.name}-queue"
   journalDir = "{d}/{self.name}-journal"

@@ -397,6 +397,9 @@ class RouterService:
         for commitment in new:
             ended = self.core.add_revocation(commitment, now)
             log.info("event=revocation_learned commitment=%s subscriptions_ended=%d", commitment.hex()[:16], ended)
+        if new and self.trunk is not None:
+            # revocations travel: every connected site and designated router learns them now
+            self.trunk.broadcast_revocations([r.raw for r in self.wave_store.revocations() if r.commitment in new])
         if new:
             self.agent_server.flush_writes()
         return len(new)

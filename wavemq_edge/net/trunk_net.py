@@ -181,6 +181,16 @@ class TrunkNet:
                 if proto is not None:
                     self.agents.mark_dirty(proto)
 
+    def broadcast_revocations(self, raws: list[bytes]) -> None:
+        """Send newly learned revocation objects over every open trunk."""
+        if not raws:
+            return
+        for proto in [*self.peers, *self._uplink_protocols.values()]:
+            session = proto.session
+            if session is not None and session.channel.is_open and not session.closing:
+                session.send_revocations(raws)
+                self.agents.mark_dirty(proto)
+
     def peer_factory(self) -> PeerProtocol:
         return PeerProtocol(self)
 

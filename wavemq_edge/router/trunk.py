@@ -127,6 +127,9 @@ class _TrunkEnd:
         if self.on_output is not None:
             self.on_output()
 
+    def send_revocations(self, raws: list[bytes]) -> None:
+        self._send(FrameType.T_REVOKE, raws)
+
     def close(self, reason: str) -> None:
         if not self.closing:
             self.closing = True
