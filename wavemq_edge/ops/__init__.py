@@ -1,4 +1,14 @@
-"""Operations: logging set-up, (later) budget watch, systemd notify and metrics."""
+"""Operations: what keeps the router safe to leave alone on a gateway.
+
+* ``logging.py``: the one place logging is configured (journald, TTY, files); ``RateLimitedLog``.
+* ``budget.py``: the RAM/disk budget policy and the start-up fit check (pure).
+* ``systemd.py``: sd_notify messages and the watchdog health decision (pure) plus the datagram sender.
+* ``metrics.py``: Prometheus text exposition (pure); ``status_view.py``: the human ``status`` text.
+* ``durable_gate.py``: refusing new durable subscriptions while the disk is short.
+* ``runtime.py``: the glue ``net/service.py`` drives (psutil sampling, notify/watchdog/budget tasks).
+
+Only the logging set-up is imported here, so ``wavemq-edge`` client commands do not load psutil.
+"""
 
 from .logging import configure_logging
 
