@@ -260,14 +260,15 @@ def _setup(d: Path) -> tuple[Path, Path]:
     return config, d / "service.ent"
 
 
-def _start_router(config: Path, args: argparse.Namespace, d: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_router(config: Path, args: argparse.Namespace, log_path: Path, cpu: str = "0",
+                  profile: bool = True, log_level: str = "WARNING") -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``wavemq-edge run config`` pinned to ``cpu``; returns the process and its agent address."""
     import re
 
-    log_path = d / "router.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child; closed below
-    cmd = [*_pin("0", args.no_pin), sys.executable, "-m", "wavemq_edge", "--log-level", "WARNING", "run", str(config)]
+    cmd = [*_pin(cpu, args.no_pin), sys.executable, "-m", "wavemq_edge", "--log-level", log_level, "run", str(config)]
     env = dict(os.environ)
-    if args.profile:
+    if profile and getattr(args, "profile", None):
         env["WAVEMQ_EDGE_PROFILE"] = str(Path(args.profile).resolve())
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     log.close()
@@ -280,7 +281,7 @@ def _start_router(config: Path, args: argparse.Namespace, d: Path) -> tuple[subp
             break
         time.sleep(0.05)
     proc.kill()
-    raise RuntimeError(f"router did not start: {log_path.read_text(errors='replace')}")
+    raise RuntimeError(f"router did not start: {log_path.read_text(errors='replace')[-2000:]}")
 
 
 def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
@@ -289,7 +290,7 @@ def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     try:
         config, entity = _setup(d)
         verify_rate = _verify_rate()
-        router, address = _start_router(config, args, d)
+        router, address = _start_router(config, args, d / "router.log")
         rp = psutil.Process(router.pid)
         time.sleep(0.5)
         idle_rss, idle_anon = _mem(router.pid)

@@ -34,7 +34,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import cbor2
 
@@ -176,6 +176,24 @@ def subscription_key(entity: bytes, namespace: bytes, sub_id: str) -> str:
     return "sub:" + h.hexdigest()
 
 
+class _Request(Protocol):
+    """What subscribe, unsubscribe and query objects share (``wave.messages``)."""
+
+    @property
+    def src(self) -> bytes: ...
+
+    @property
+    def nonce(self) -> bytes: ...
+
+    @property
+    def timestamp_ms(self) -> int: ...
+
+    def verify(self, source: Entity, *, now: float, skew_s: float = ..., max_age_s: float = ...) -> None: ...
+
+
+_Req = TypeVar("_Req", bound=_Request)
+
+
 def peer_subscription_key(site_id: bytes, entity: bytes, namespace: bytes, sub_id: str) -> str:
     """Queue id at a designated router of a subscription forwarded by ``site_id``."""
     return "peer:" + subscription_key(site_id + entity, namespace, sub_id)[4:]
@@ -249,6 +267,21 @@ class RouterCore:
         except VerificationError as exc:
             raise _refuse(exc) from None
         return float(result.expiry)
+
+    def _agent_request(self, parse: Callable[[bytes], _Req], raw: bytes, source: Entity, what: str,
+                       now: float) -> _Req:
+        """Strict decode, source is the connection's entity, timestamp window, signature, and not seen
+        before (by nonce): the checks every signed agent request shares."""
+        wall = self.wall(now)
+        try:
+            req = parse(raw)
+            self._check_source(req.src, source, what)
+            req.verify(source, now=wall, skew_s=self.options.skew_s, max_age_s=self.options.request_max_age_s)
+            self._replay.accept(req.src, req.nonce, req.timestamp_ms, wall)
+        except VerificationError as exc:
+            self.counters.refuse(code_for_reason(exc.reason))
+            raise _refuse(exc) from None
+        return req
 
     @staticmethod
     def _check_source(src: bytes, source: Entity, what: str) -> None:
@@ -472,14 +505,7 @@ class RouterCore:
                   ephemeral: bool, consumer_subscriptions: int, now: float) -> tuple[Subscription, bool]:
         """Verify a signed subscribe and attach ``consumer``. Returns (subscription, resumed)."""
         wall = self.wall(now)
-        try:
-            req = Subscribe.parse(raw)
-            self._check_source(req.src, source, "subscribe")
-            req.verify(source, now=wall, skew_s=self.options.skew_s, max_age_s=self.options.request_max_age_s)
-            self._replay.accept(req.src, req.nonce, req.timestamp_ms, wall)
-        except VerificationError as exc:
-            self.counters.refuse(code_for_reason(exc.reason))
-            raise _refuse(exc) from None
+        req = self._agent_request(Subscribe.parse, raw, source, "subscribe", now)
         if req.router_id not in (b"", self.router_id):
             raise RouterError(ErrorCode.BAD_REQUEST,
                               f"subscribe is bound to router {format_id(req.router_id)}, not this one")
@@ -576,14 +602,7 @@ class RouterCore:
 
     def unsubscribe(self, source: Entity, raw: bytes, now: float) -> int:
         """A signed unsubscribe: ends every subscription of ``source`` with that identifier."""
-        wall = self.wall(now)
-        try:
-            req = Unsubscribe.parse(raw)
-            self._check_source(req.src, source, "unsubscribe")
-            req.verify(source, now=wall, skew_s=self.options.skew_s, max_age_s=self.options.request_max_age_s)
-            self._replay.accept(req.src, req.nonce, req.timestamp_ms, wall)
-        except VerificationError as exc:
-            raise _refuse(exc) from None
+        req = self._agent_request(Unsubscribe.parse, raw, source, "unsubscribe", now)
         keys = self._by_owner.get((req.src, req.sub_id))
         if not keys:
             raise RouterError(ErrorCode.UNKNOWN_SUBSCRIPTION,
@@ -684,14 +703,7 @@ class RouterCore:
               limit: int, now: float, reply: QueryReply | None = None) -> QueryResult | None:
         """Answer from the local persisted store, or (``None``) hand the query to the designated router's
         uplink when the namespace has one that is up; its answer then arrives through ``reply``."""
-        wall = self.wall(now)
-        try:
-            req = Query.parse(raw)
-            self._check_source(req.src, source, "query")
-            req.verify(source, now=wall, skew_s=self.options.skew_s, max_age_s=self.options.request_max_age_s)
-            self._replay.accept(req.src, req.nonce, req.timestamp_ms, wall)
-        except VerificationError as exc:
-            raise _refuse(exc) from None
+        req = self._agent_request(Query.parse, raw, source, "query", now)
         proof = proof_for(req.proof_id)
         if proof is None:
             raise RouterError(ErrorCode.NO_PROOF,
