@@ -347,11 +347,22 @@ class OpsRuntime:
         st = svc.queues.store_stats()
         parts = [f"{svc.core.agent_connections} agents", f"{len(svc.core.subscriptions())} subscriptions",
                  f"{st.items} queued ({st.bytes // 1024} KiB)"]
+        for up in self._uplinks():
+            parts.append(f"uplink {str(up.get('namespace', '?'))[:8]} {up.get('state', '?')} "
+                         f"backlog {up.get('backlog', '?')}")
         if self.policy.stats.memory_pressure:
             parts.append("OVER MEMORY BUDGET")
         if self.policy.stats.refusing_durable:
             parts.append("DISK LOW: refusing durable subscriptions")
         return ", ".join(parts)
+
+    def _uplinks(self) -> list[Mapping[str, object]]:
+        """Uplink status maps from the tiering glue (``net/trunk_net.py``), when this router has uplinks."""
+        trunk = getattr(self._service, "trunk", None)
+        if trunk is None:
+            return []
+        ups = trunk.status().get("uplinks")
+        return [u for u in ups if isinstance(u, Mapping)] if isinstance(ups, list) else []
 
     def status_extra(self, now: float) -> dict[str, object]:
         """Fields merged into STATUS replies (``wavemq-edge status``)."""
@@ -463,6 +474,21 @@ class OpsRuntime:
             for d in sorted(r.disk_free):
                 low.add(1 if ps.disk_pressure.get(d) else 0, {"dir": d})
             m += [free, low]
+        uplinks = self._uplinks()
+        if uplinks:
+            up_m = Metric(P + "uplink_up", "gauge", "1 while the uplink to the designated router is up.")
+            backlog = Metric(P + "uplink_backlog_items", "gauge", "Items queued for the uplink.")
+            rtt = Metric(P + "uplink_rtt_seconds", "gauge", "Last measured round-trip time of the uplink.")
+            reconnects = Metric(P + "uplink_reconnects_total", "counter", "Reconnections of the uplink.")
+            for u in uplinks:
+                labels = {"namespace": str(u.get("namespace", "")), "address": str(u.get("address", ""))}
+                up_m.add(1 if u.get("state") == "up" else 0, labels)
+                for metric, key, scale in ((backlog, "backlog", 1.0), (rtt, "rtt_ms", 1e-3),
+                                           (reconnects, "reconnects", 1.0)):
+                    value = u.get(key)
+                    if isinstance(value, (int, float)):
+                        metric.add(value * scale, labels)
+            m += [up_m, backlog, rtt, reconnects]
         m += [
             Metric(P + "memory_budget_bytes", "gauge", "BudgetConfig.memoryBudget.")
             .add(self.policy.memory_budget_bytes),
