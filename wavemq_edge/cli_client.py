@@ -165,6 +165,8 @@ async def _query(args: argparse.Namespace) -> int:
         await client.close()
     for msg in messages:
         _print_message(msg, args.json)
+    where = "the designated router" if client.last_query_source == "designated" else "this router's store"
+    print(f"# {len(messages)} message(s), answered by {where}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -279,6 +279,7 @@ class Client:
         self.reconnects = 0
         self._last_publish_ms = 0
         self._publish_seq = 0
+        self.last_query_source = ""
 
     # ------------------------------------------------------------------ connect / close
 
@@ -655,7 +656,9 @@ class Client:
                 results = self._query_results.pop(req_no, [])
             for raw in results:
                 out.append(ReceivedMessage.from_raw(raw))
-            _req, _count, continuation, _source = reply.fields
+            _req, _count, continuation, source = reply.fields
+            #: where the last query was answered: "local" (this router's store) or "designated"
+            self.last_query_source = str(source)
             if continuation is None or (limit and len(out) >= limit):
                 return out
             after = str(continuation)

@@ -46,7 +46,13 @@ def test_both_directions_persist_and_query_through_the_dr(tier: Tier) -> None:
         assert texts(await collect(down, 1, 20)) == ["from-cloud"]
         # persisted at the DR: a query at the site is answered by the DR while the uplink is up
         rows = await at_site.query(ns, "up/*")
-        assert texts(rows) == ["from-site"]
+        assert texts(rows) == ["from-site"] and at_site.last_query_source == "designated"
+        tier.proxies[0].set_mode("cut", rst=True)  # uplink down: the site answers from its own store
+        wait_for(lambda: "event=uplink_down" in site.output(), 15, "uplink down")
+        rows = await at_site.query(ns, "up/*")
+        assert texts(rows) == ["from-site"] and at_site.last_query_source == "local"
+        tier.proxies[0].set_mode("pass")
+        wait_for(lambda: site.output().count("event=uplink_up") >= 2, 20, "uplink up again")
         status = await at_site.status()
         uplinks = status["uplinks"]
         assert isinstance(uplinks, list) and uplinks[0]["state"] == "up"
