@@ -101,3 +101,24 @@ def test_status_line_status_extra_and_metrics_with_uplinks(tmp_path: Path) -> No
     assert fams["wavemq_edge_uplink_rtt_seconds"].samples[0].value == 0.0125
     assert fams["wavemq_edge_queue_depth"].samples[0].labels["queue"] == "sub:big"
     assert fams["wavemq_edge_flush_write_seconds"].samples[0].value == 0.25
+
+
+def test_status_view_groups_known_fields_and_keeps_unknown_ones() -> None:
+    from wavemq_edge.ops.status_view import derive, render_status
+
+    status: dict[str, object] = {
+        "router_id": "RID", "version": "0.1.0", "uptime_s": 3725, "started_at": 1_700_000_000,
+        "verifier_hits": 3, "verifier_misses": 1, "flush_write_us": {"total": 1500, "last": 500, "max": 900},
+        "memory": {"rss_bytes": 35 << 20, "rss_anon_bytes": 20 << 20, "budget_bytes": 128 << 20,
+                   "available_bytes": 1 << 30, "over_budget": True},
+        "uplinks": [{"namespace": "NS", "address": "dr:4515", "state": "down", "since": 0, "backlog": 9,
+                     "rtt_ms": 0, "reconnects": 4, "last_error": "refused"}],
+        "something_new": {"a": 1},
+        "queue_detail": [{"id": "sub:x", "kind": "subscription", "depth": 2, "bytes": 2048, "drops": {"budget": 1}}],
+    }
+    assert derive(status)["verifier_hit_rate"] == 0.75
+    text = render_status(status)
+    assert "1h 02m 05s" in text and "verifier hit rate 75.0%" in text and "OVER BUDGET" in text
+    assert "NS dr:4515: down" in text and "reconnects 4" in text
+    assert "something_new     a=1" in text
+    assert "sub:x" in text and "budget=1" in text and "2.0 KiB" in text

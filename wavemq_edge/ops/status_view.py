@@ -122,6 +122,15 @@ def render_status(status: Mapping[str, object]) -> str:
         row("systemd", ("notify on" if sd.get("notify") else "not under systemd")
             + (f", watchdog every {wd} ms: {sd.get('watchdog_pings')} pings, {sd.get('watchdog_withheld')} withheld"
                if wd else ""))
+    uplinks = get("uplinks")
+    if isinstance(uplinks, list):
+        for i, u in enumerate(uplinks):
+            if isinstance(u, Mapping):
+                t = u.get("since")
+                since_u = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if isinstance(t, int) and t else "-"
+                row("uplinks" if i == 0 else "", f"{u.get('namespace')} {u.get('address')}: {u.get('state')} since "
+                    f"{since_u}, backlog {u.get('backlog')}, rtt {u.get('rtt_ms')} ms, reconnects "
+                    f"{u.get('reconnects')}, last error {u.get('last_error') or '-'}")
     metrics = get("metrics")
     if metrics:
         row("metrics", f"http://{metrics}/metrics")
