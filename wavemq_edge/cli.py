@@ -218,6 +218,9 @@ def _print_banner(service: object) -> None:
                      f"{len(service.core.designated) if service.core else 0} namespace(s))")
     for peer in cfg.routing.routers:
         lines.append(f"  uplink:     {peer.namespace} -> {peer.address}")
+    metrics = getattr(service.ops, "metrics_address", "")
+    if metrics:
+        lines.append(f"  metrics:    {metrics} (Prometheus /metrics)")
     lines += [
         f"  queues:     {cfg.queue.queue_data_store} (flush every {cfg.queue.flush_interval_s} s)",
         f"  wave db:    {cfg.wave.database}",

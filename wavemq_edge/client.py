@@ -263,6 +263,7 @@ class Client:
         self._proofs_sent: set[bytes] = set()
         #: every proof this client sent, re-sent after a reconnect before pending publishes
         self._proofs_known: dict[bytes, bytes] = {}
+        self._proofs_sending: dict[bytes, asyncio.Future[Frame]] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._decoder = FrameDecoder(1 << 24)
@@ -560,10 +561,20 @@ class Client:
 
     async def _ensure_proof(self, proof: bytes) -> bytes:
         proof_id = object_id(proof)
-        if proof_id not in self._proofs_sent:
-            await self._request(FrameType.PROOF, proof)
-            self._proofs_sent.add(proof_id)
-            self._proofs_known[proof_id] = proof
+        if proof_id in self._proofs_sent:
+            return proof_id
+        # one PROOF per connection even when many publishes start at once: the others wait for it
+        pending = self._proofs_sending.get(proof_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._request(FrameType.PROOF, proof))
+            self._proofs_sending[proof_id] = pending
+        try:
+            await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._proofs_sending.pop(proof_id, None)
+        self._proofs_sent.add(proof_id)
+        self._proofs_known[proof_id] = proof
         return proof_id
 
     async def publish(self, namespace: str | bytes | os.PathLike[str], uri: str,

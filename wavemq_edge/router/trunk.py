@@ -315,7 +315,7 @@ class Uplink:
             "state": st.state,
             "since": int(st.since),
             "backlog": self.backlog(),
-            "rtt_ms": round(st.rtt_ms, 2),
+            "rtt_ms": round(st.rtt_ms),
             "reconnects": st.reconnects,
             "sent": st.sent,
             "acked": st.acked,
