@@ -89,13 +89,20 @@ def _setup(d: Path) -> tuple[Path, Path, str]:
     from .wave.files import write_armored
 
     now = time.time()
-    ns, dr, svc = (create_entity(now - 60, 86400) for _ in range(3))
+    ns, dr, svc, live = (create_entity(now - 60, 86400) for _ in range(4))
     store = MemoryStore()
-    for e in (ns, dr, svc):
+    for e in (ns, dr, svc, live):
         store.put_entity(e.entity)
     grant = Statement(PSET_WAVEMQ, frozenset({"publish", "subscribe"}), ("*",))
     route = Statement(PSET_WAVEMQ, frozenset({"route"}), ("*",))
     store.put_attestation(create_attestation(ns, svc.entity, ns.id, [grant], now=now - 30, expiry_s=86400))
+    # live traffic comes from another service than the backlog (one publisher's own messages keep their order)
+    store.put_attestation(create_attestation(ns, live.entity, ns.id, [grant], now=now - 30, expiry_s=86400))
+    (d / "live").mkdir()
+    write_armored(d / "live" / "proof.pem", ObjectType.PROOF,
+                  build_proof(store, live.id, ns.id, [grant], now=now).to_bytes())
+    save_entity_secret(d / "live" / "live.ent", live)
+    (d / "live" / "ns.id").write_bytes(ns.id)
     store.put_attestation(create_attestation(ns, dr.entity, ns.id, [route], now=now - 30, expiry_s=86400))
     write_armored(d / "proof.pem", ObjectType.PROOF, build_proof(store, svc.id, ns.id, [grant], now=now).to_bytes())
     write_armored(d / "route.pem", ObjectType.PROOF, build_proof(store, dr.id, ns.id, [route], now=now).to_bytes())
@@ -171,7 +178,8 @@ def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         cpu0 = rp.cpu_times()
         gate.open = True
         t1 = time.perf_counter()
-        live_pub = _worker("pub", args, site_addr, d, entity, messages=live_n, rate=20, prefix="live")
+        live_pub = _worker("pub", args, site_addr, d / "live", d / "live" / "live.ent", messages=live_n, rate=20,
+                           prefix="live")
         while int(asyncio.run(_uplink_status(site_addr, d)).get("backlog", 1)) > 0:
             if time.perf_counter() - t1 > 3600:
                 raise RuntimeError("the backlog did not drain within an hour")

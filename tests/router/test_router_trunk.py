@@ -54,6 +54,7 @@ class Tier:
         self.site.query_forwarder = lambda ns: self.uplink.forwarder() if ns == world.ns.id else None
         self.up: UplinkSession | None = None
         self.peer: PeerSession | None = None
+        self.site.on_trunk_append = lambda ns, seq, msg: self.up.offer_live(seq, msg) if self.up else None
 
     def connect(self, now: float = 0.0, pump: bool = True) -> None:
         self.up = self.uplink.new_session(Verifier(), now)
@@ -305,3 +306,32 @@ def test_wire_bytes_per_message(world: World) -> None:
     assert t.uplink.backlog() == 0
     print(f"trunk bytes per message, both directions: {per_message:.1f}")
     assert per_message <= 168, per_message
+
+
+def test_live_lane_overtakes_a_backlog_without_breaking_any_publishers_order(world: World) -> None:
+    t = Tier(world, window=8)
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    backlogged, live = Agent(t.site, world.entity()), Agent(t.site, world.entity())
+    for i in range(40):  # uplink down
+        publish(backlogged, world, f"b/{i}", f"b{i}", t.site)
+    t.connect(pump=False)
+    assert t.up is not None and t.peer is not None
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0)  # open: the first window of the backlog goes out
+    publish(live, world, "l/1", "live1", t.site)  # nothing of this publisher is queued: live lane
+    publish(backlogged, world, "b/40", "b40", t.site)  # this one waits behind its own backlog
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)
+    t.dr.service()
+    first = texts(dr_sub)
+    # live1 arrived while most of the backlog (40 messages, window 8) was still at the site
+    assert "live1" in first and "b40" not in first
+    assert len([x for x in first if x.startswith("b")]) <= 8
+    got = first
+    for _ in range(20):
+        t.pump()
+        got += texts(dr_sub)
+    assert got.count("live1") == 1
+    b = [x for x in got if x.startswith("b")]
+    assert b == [f"b{i}" for i in range(41)]  # the backlogged publisher's order is intact
+    assert t.uplink.stats.live == 1 and t.uplink.backlog() == 0

@@ -17,7 +17,7 @@ from typing import Final, cast
 
 from ..router import RouterCore, Subscription
 from ..router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession
-from ..wave import EntitySecret, Verifier
+from ..wave import EntitySecret, Message, Verifier
 from .agent_server import AgentServer
 
 __all__ = ["PeerProtocol", "TrunkNet", "UplinkProtocol"]
@@ -174,11 +174,13 @@ class TrunkNet:
                 return up.forwarder()
         return None
 
-    def trunk_appended(self, namespace: bytes) -> None:
+    def trunk_appended(self, namespace: bytes, seq: int, msg: Message) -> None:
         for up in self.uplinks:
             if up.namespace == namespace:
                 proto = self._uplink_protocols.get(id(up))
                 if proto is not None:
+                    if proto.session is not None:
+                        proto.session.offer_live(seq, msg)
                     self.agents.mark_dirty(proto)
 
     def broadcast_revocations(self, raws: list[bytes]) -> None:

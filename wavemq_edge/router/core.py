@@ -238,8 +238,8 @@ class RouterCore:
         self.designated: set[bytes] = set()
         #: site side: namespace id -> its trunk queue (messages published here go up through it).
         self.trunk_queues: dict[bytes, str] = {}
-        #: called with the namespace when a message was appended to its trunk queue.
-        self.on_trunk_append: Callable[[bytes], None] | None = None
+        #: called with (namespace, sequence, message) when a message was appended to its trunk queue.
+        self.on_trunk_append: Callable[[bytes, int, Message], None] | None = None
         #: called when a subscription in a trunked namespace starts ("add") or ends ("remove"), with the
         #: subscriber's signed unsubscribe when there is one.
         self.on_subscription: Callable[[Subscription, str, bytes | None], None] | None = None
@@ -354,12 +354,12 @@ class RouterCore:
             enqueued += 1
         trunk = self.trunk_queues.get(msg.namespace)
         if trunk is not None and from_site is None:
-            self.queues.append(trunk, msg.raw, now)
+            seq = self.queues.append(trunk, msg.raw, now)
             self._local_origin[msg.msg_id] = None
             if len(self._local_origin) > _LOCAL_ORIGIN_MAX:
                 self._local_origin.popitem(last=False)
             if self.on_trunk_append is not None:
-                self.on_trunk_append(msg.namespace)
+                self.on_trunk_append(msg.namespace, seq, msg)
         self.counters.published += 1
         self.counters.enqueued += enqueued
         return PublishResult(duplicate=False, subscribers=enqueued)

@@ -89,6 +89,8 @@ class UplinkStats:
     #: bytes written to / read from the trunk socket (channel encryption and framing included)
     bytes_sent: int = 0
     bytes_received: int = 0
+    #: messages sent ahead of a draining backlog (their publisher had nothing queued)
+    live: int = 0
 
 
 class _Pending:
@@ -216,6 +218,14 @@ class _TrunkEnd:
         return seqs, defs, base_ts, blob
 
 
+def _source_of(raw: bytes) -> bytes:
+    """The source id of a signed message without decoding it: canonical encoding puts key 1 (a 36-byte
+    byte string) first in the TBS map, right after the envelope head (``84 0a 01 a?``)."""
+    if raw[4:7] == b"\x01\x58\x24":
+        return raw[7:43]
+    return b""
+
+
 class _Violation(Exception):
     pass
 
@@ -323,6 +333,7 @@ class Uplink:
             "delivered_down": st.delivered_down,
             "bytes_sent": st.bytes_sent,
             "bytes_received": st.bytes_received,
+            "live": st.live,
             "last_error": st.last_error,
         }
 
@@ -341,6 +352,11 @@ class UplinkSession(_TrunkEnd):
         self._pending: dict[int, _Pending] = {}
         self._ref_to_key: dict[str, str] = {}
         self._key_to_ref: dict[str, str] = {}
+        #: per publisher, how many of its queued messages this connection has not sent yet; a publisher
+        #: with none may go by the live lane (its order cannot be broken by overtaking a backlog)
+        self._unsent: dict[bytes, int] = {}
+        #: sequences sent by the live lane, ahead of the in-order cursor (skipped when it gets there)
+        self._live_sent: set[int] = set()
 
     def _opened(self, now: float) -> None:
         up = self.uplink
@@ -349,6 +365,15 @@ class UplinkSession(_TrunkEnd):
         up.stats.state = "up"
         up.stats.since = self.core.wall(now)
         self._cursor = self.core.queues.stats(up.queue_id).head - 1
+        after = self._cursor
+        while True:  # who has messages waiting (cheap: the source id sits at a fixed offset)
+            batch = self.core.queues.peek(up.queue_id, after, 4096)
+            if not batch:
+                break
+            for seq, raw in batch:
+                src = _source_of(raw)
+                self._unsent[src] = self._unsent.get(src, 0) + 1
+                after = seq
         log.info("event=uplink_up namespace=%s dr=%s backlog=%d", format_id(up.namespace),
                  format_id(self.channel.peer.id), up.backlog())
         revs = up.revocations()
@@ -378,6 +403,23 @@ class UplinkSession(_TrunkEnd):
         self._pending[self._req] = _Pending("query", reply=reply)
         self._send(FrameType.T_QUERY, self._req, raw, proof, after_uri, limit)
 
+    def offer_live(self, seq: int, msg: Message) -> None:
+        """A message was just appended to the trunk queue. If a backlog is ahead of it and its publisher
+        has nothing waiting, send it now (the live lane) so live traffic is not stuck behind a drain;
+        otherwise it waits its turn, which keeps every publisher's order."""
+        if not self.up or self.closing:
+            return
+        src = msg.src
+        backlog_ahead = seq > self._cursor + 1 or self._inflight_msgs >= self.options.window
+        if backlog_ahead and self._unsent.get(src, 0) == 0:
+            defs, base_ts, blob = self.encoder.encode_batch([(msg, self.core.proofs.get(msg.proof_id))])
+            self._send(FrameType.T_PUB, seq, defs, base_ts, blob, [], True)
+            self._live_sent.add(seq)
+            self.uplink.stats.sent += 1
+            self.uplink.stats.live += 1
+        else:
+            self._unsent[src] = self._unsent.get(src, 0) + 1
+
     def fail_pending(self, now: float) -> None:
         """The connection is gone: queries waiting for the DR are answered from the site's store."""
         for p in self._pending.values():
@@ -405,11 +447,23 @@ class UplinkSession(_TrunkEnd):
                     cut = i
                     break
             items = items[:cut]
-            seqs, defs, base_ts, blob = self._batch(items)
             first = items[0][0]
             last = items[-1][0]
+            to_send = [(q, raw) for q, raw in items if q not in self._live_sent]
+            skipped = [q for q, _raw in items if q in self._live_sent]
+            self._live_sent.difference_update(skipped)
+            for _q, raw in to_send:
+                src = _source_of(raw)
+                left = self._unsent.get(src, 0) - 1
+                if left > 0:
+                    self._unsent[src] = left
+                else:
+                    self._unsent.pop(src, None)
+            seqs, defs, base_ts, blob = self._batch(to_send)
+            sent = {q for q in seqs}
+            skipped += [q for q, _raw in to_send if q not in sent]  # unparsable: skipped, counted in logs
             self._cursor = last
-            self._send(FrameType.T_PUB, first, defs, base_ts, blob)
+            self._send(FrameType.T_PUB, first, defs, base_ts, blob, sorted(skipped), False)
             self._inflight.append((last, now))
             self._inflight_msgs += len(items)
             self.uplink.stats.sent += len(seqs)
@@ -425,6 +479,8 @@ class UplinkSession(_TrunkEnd):
             for r in refused:
                 log.warning("event=trunk_message_refused namespace=%s detail=%r", format_id(up.namespace), r)
             up.stats.refused += len(refused)
+            if upto < 0:  # refusals of live-lane messages only; they stay queued until the cursor acks them
+                return
             before = self.core.queues.stats(up.queue_id).depth
             self.core.queues.ack(up.queue_id, upto, now)
             up.stats.acked += before - self.core.queues.stats(up.queue_id).depth
@@ -567,12 +623,17 @@ class PeerSession(_TrunkEnd):
         if not self.site_id:
             raise _Violation("trunk frame before the handshake")
         if kind is FrameType.T_PUB:
-            first, defs, base_ts, blob = _fields(frame, 4)
+            first, defs, base_ts, blob, skipped, live = _fields(frame, 6)
             first = _int(first)
+            skip = set(_int_list(skipped))
             self.decoder.apply_defs(defs)
             msgs = self.decoder.decode_batch(_int(base_ts), _bytes(blob))
             refused: list[list[object]] = []
-            for i, (msg, carried) in enumerate(msgs):
+            seq = first - 1
+            for msg, carried in msgs:
+                seq += 1
+                while seq in skip:
+                    seq += 1
                 proof = carried if carried is not None else self.core.proofs.get(msg.proof_id)
                 try:
                     if proof is None:
@@ -580,9 +641,13 @@ class PeerSession(_TrunkEnd):
                     self.core.publish_from_site(self.site_id, msg, proof, now)
                 except RouterError as exc:
                     self.core.counters.refuse(exc.code)
-                    refused.append([first + i, int(exc.code), str(exc)])
+                    refused.append([seq, int(exc.code), str(exc)])
             self.received += len(msgs)
-            self._send(FrameType.T_ACK, first + len(msgs) - 1, refused)
+            if live is True:  # a live-lane message: acknowledged later with the in-order batches
+                if refused:
+                    self._send(FrameType.T_ACK, -1, refused)
+                return
+            self._send(FrameType.T_ACK, first + len(msgs) + len(skip) - 1, refused)
         elif kind is FrameType.T_SUB:
             req, raw, sub_proof = _fields(frame, 3)
             try:

@@ -77,7 +77,8 @@ class FrameType(IntEnum):
     CH_AUTH = 72
 
     # -- trunk (router/trunk.py), inside the encrypted channel ----------------------------------------
-    #: site -> DR: ``[T_PUB, first_seq, defs, base_ts, blob]``: a batch of compact messages.
+    #: site -> DR: ``[T_PUB, first_seq, defs, base_ts, blob, skipped_seqs, live]``: a batch of compact
+    #: messages (``live``: sent ahead of a draining backlog, acknowledged later with the in-order ones).
     T_PUB = 80
     #: DR -> site: ``[T_ACK, upto_seq, refused: [[seq, code, reason]...]]``.
     T_ACK = 81
