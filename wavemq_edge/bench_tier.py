@@ -54,7 +54,11 @@ class _Gate:
         if not self.open:
             writer.close()
             return
-        r2, w2 = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            r2, w2 = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:  # the DR is gone (end of the run)
+            writer.close()
+            return
 
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             while data := await r.read(65536):
