@@ -15,29 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from loopback_config import config_text
+
+__all__ = ["RouterProcess", "Site", "config_text", "run", "wv"]
+
 BIN = Path(sys.executable).parent
 WAVEMQ = str(BIN / "wavemq-edge")
 WV = str(BIN / "wv")
 START_TIMEOUT_S = 20.0
-
-
-def config_text(tmp: Path, *, flush_interval: int = 1, extra: str = "") -> str:
-    return f"""
-[WaveConfig]
-  database = "{tmp}/wave"
-[QueueConfig]
-  queueDataStore = "{tmp}/queue"
-  flushInterval = {flush_interval}
-  journalDir = "{tmp}/journal"
-[LocalConfig]
-  listenAddr = "127.0.0.1:0"
-[PeerConfig]
-  listenAddr = "127.0.0.1:0"
-[RoutingConfig]
-  PersistDataStore = "{tmp}/persist"
-  RouterEntityFile = "{tmp}/router.ent"
-{extra}
-"""
 
 
 @dataclass

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from loopback_config import config_text
+
 BIN = Path(sys.executable).parent
 WAVEMQ = str(BIN / "wavemq-edge")
 WV = str(BIN / "wv")
@@ -25,24 +27,8 @@ START_TIMEOUT_S = 20.0
 
 def ops_config(tmp: Path, extra: str = "", flush_interval: int = 30) -> Path:
     cfg = tmp / "wavemq.toml"
-    cfg.write_text(f"""
-[WaveConfig]
-  database = "{tmp}/wave"
-[QueueConfig]
-  queueDataStore = "{tmp}/queue"
-  flushInterval = {flush_interval}
-  journalDir = "{tmp}/journal"
-[LocalConfig]
-  listenAddr = "127.0.0.1:0"
-[PeerConfig]
-  listenAddr = "127.0.0.1:0"
-[RoutingConfig]
-  PersistDataStore = "{tmp}/persist"
-  RouterEntityFile = "{tmp}/router.ent"
-[MetricsConfig]
-  listenAddr = "127.0.0.1:0"
-{extra}
-""")
+    metrics = '[MetricsConfig]\n  listenAddr = "127.0.0.1:0"\n'
+    cfg.write_text(config_text(tmp, flush_interval=flush_interval, extra=metrics + extra))
     return cfg
 
 
