@@ -35,9 +35,9 @@ def test_overflow_by_count_and_bytes_is_counted(journal_dir: str) -> None:
         s.append("q", item, 0.0)
     st = s.stats("q")
     assert (st.depth, st.drops["overflow-count"]) == (3, 1)
-    s.append("q", b"eeeeeee", 0.0)  # 2+2+2+7 > 10: drop oldest until it fits
+    s.append("q", b"eeeeeee", 0.0)  # a 4th item (count bound: drop bb), then 2+2+7 > 10 (bytes: drop cc)
     st = s.stats("q")
-    assert st.drops["overflow-bytes"] == 2 and st.bytes == 9
+    assert (st.drops["overflow-count"], st.drops["overflow-bytes"], st.bytes) == (2, 1, 9)
     s.append("q", b"x" * 50, 0.0)  # larger than max_bytes: empties the queue, still accepted (as the original)
     assert [i for _s, i in s.peek("q", 0, 10)] == [b"x" * 50]
 

@@ -371,13 +371,23 @@ class QueueStore:
         When this returns, the item survives a process crash (journal) and, after the next flush, a
         power cut."""
         q = self._queue(queue_id)
-        n, reason = q.overflow_drops(len(item))
+        n_count, n_bytes = q.overflow_drops(len(item))
         seq = q.tail
         rec = _APPEND.pack(_REC_APPEND, q.incarnation, seq, now + self._offset) + item
         before = q.pending_bytes
-        if n:
-            self._log(_HEAD.pack(_REC_HEAD, q.incarnation, q.head + n, reason), rec)
-            q.advance_head(q.head + n, reason)
+        if n_count or n_bytes:
+            # each drop counted under the bound that caused it: first the count bound, then bytes
+            records: list[bytes] = []
+            if n_count:
+                records.append(_HEAD.pack(_REC_HEAD, q.incarnation, q.head + n_count, DropReason.OVERFLOW_COUNT))
+            if n_bytes:
+                records.append(_HEAD.pack(_REC_HEAD, q.incarnation, q.head + n_count + n_bytes,
+                                          DropReason.OVERFLOW_BYTES))
+            self._log(*records, rec)
+            if n_count:
+                q.advance_head(q.head + n_count, DropReason.OVERFLOW_COUNT)
+            if n_bytes:
+                q.advance_head(q.head + n_bytes, DropReason.OVERFLOW_BYTES)
         else:
             self._log(rec)
         q.append(item, now)

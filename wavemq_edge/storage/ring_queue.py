@@ -189,23 +189,25 @@ class RingQueue:
     # ----------------------------------------------------------------- mutations
 
     def overflow_drops(self, size: int) -> tuple[int, int]:
-        """How many oldest items an append of ``size`` bytes must drop, and the reason of the last
-        one (count wins when both bounds are hit). Pure: nothing changes."""
-        n = 0
+        """How many oldest items an append of ``size`` bytes must drop: (for the count bound, then for
+        the bytes bound). The count bound is checked first at every step and, once met, stays met, so
+        the drops are ``n_count`` for ``overflow-count`` followed by ``n_bytes`` for ``overflow-bytes``.
+        Pure: nothing changes."""
+        n_count = n_bytes = 0
         depth = self.tail - self.head
         total = self.bytes
-        reason = 0
         limits = self.limits
+        n = 0
         while depth - n > 0:
             if depth - n + 1 > limits.max_length:
-                reason = DropReason.OVERFLOW_COUNT
+                n_count += 1
             elif total + size > limits.max_bytes:
-                reason = DropReason.OVERFLOW_BYTES
+                n_bytes += 1
             else:
                 break
             total -= self._sizes[self.head + n - self._base]
             n += 1
-        return n, reason
+        return n_count, n_bytes
 
     def append(self, item: bytes, now: float) -> int:
         """Append one item (the caller applied ``overflow_drops`` first). Returns its sequence."""
