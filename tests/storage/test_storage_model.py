@@ -220,6 +220,12 @@ class StoreMachine(RuleBasedStateMachine):
         os.makedirs(self.journal_dir)
         self.model = copy.deepcopy(self.durable)
         self._reopen()
+        # Documented (storage README): a queue emptied within the flush window keeps no durable record of
+        # its next sequence (that would cost a header write per flush), so after a power cut - never after
+        # a crash - its numbering may restart lower. Nothing durable carried those numbers.
+        for qid, m in self.model.items():
+            if not m.items:
+                m.tail = min(m.tail, self.store.stats(qid).tail)
 
     # ----------------------------------------------------------------- invariants
 
