@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
 
-from loopback_config import config_text
+from router_proc import WAVEMQ, WV, RouterProc, config_text
 
-BIN = Path(sys.executable).parent
-WAVEMQ = str(BIN / "wavemq-edge")
-WV = str(BIN / "wv")
-START_TIMEOUT_S = 20.0
+__all__ = ["WAVEMQ", "NotifyListener", "OpsRouter", "base_env", "make_site", "ops_config", "run"]
 
 
 def ops_config(tmp: Path, extra: str = "", flush_interval: int = 30) -> Path:
@@ -42,61 +36,20 @@ def base_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-class OpsRouter:
+class OpsRouter(RouterProc):
+    """A router whose start-up also reports the metrics address (``event=ops_started ... metrics=``)."""
+
     def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.config = config
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.address = ""
+        super().__init__(config, env)
         self.metrics = ""
-        self.log_path = config.parent / "router.log"
-        self._log: BinaryIO | None = None
 
-    def start(self, wait_ready: bool = True) -> OpsRouter:
-        n = 0
-        while (self.config.parent / f"router-{n}.log").exists():
-            n += 1
-        self.log_path = self.config.parent / f"router-{n}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([WAVEMQ, "--log-level", "INFO", "run", str(self.config)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=self.env)
-        if not wait_ready:
-            return self
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            out = self.output()
-            m = re.search(r"listening:\s+(\S+) \(agents\)", out)
-            if m:
-                self.address = m.group(1)
-                mm = re.search(r"event=ops_started .* metrics=(\S+)", out)
-                self.metrics = mm.group(1) if mm and mm.group(1) != "off" else ""
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"router did not start: {self.output()}")
+    def start(self, wait_ready: bool = True, extra_args: tuple[str, ...] = ()) -> OpsRouter:
+        super().start(wait_ready, extra_args)
+        return self
 
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def started(self, output: str) -> None:
+        mm = re.search(r"event=ops_started .* metrics=(\S+)", output)
+        self.metrics = mm.group(1) if mm and mm.group(1) != "off" else ""
 
 
 class NotifyListener:
