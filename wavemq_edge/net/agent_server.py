@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final, Protocol, cast
+import time
+from collections.abc import Callable, Mapping
+from typing import Final, cast
 
 from ..router import AgentSession, RouterCore
 from ..wire import CloseCode, FrameType, encode_frame
+from .writes import WriteScheduler
 
-__all__ = ["AgentProtocol", "AgentServer", "Transmitter"]
+__all__ = ["AgentProtocol", "AgentServer"]
 
 log = logging.getLogger("wavemq_edge.net.agent")
 
@@ -25,46 +28,25 @@ WRITE_HIGH_WATER_BYTES: Final = 1024 * 1024
 WRITE_LOW_WATER_BYTES: Final = 256 * 1024
 
 
-class Transmitter(Protocol):
-    """Anything with pending output to write once the current input is processed (agent and trunk
-    connections alike: an agent's publish produces deliveries on trunk links and vice versa)."""
-
-    def transmit(self) -> None: ...
-
-
 class AgentServer:
     """Shared state of every agent connection: the core, limits, and the set of sessions to write."""
 
-    def __init__(self, core: RouterCore, *, max_connections: int, max_frame_bytes: int,
-                 handshake_timeout_s: float) -> None:
+    def __init__(self, core: RouterCore, writes: WriteScheduler, *, max_connections: int, max_frame_bytes: int,
+                 handshake_timeout_s: float,
+                 status_source: Callable[[float], Mapping[str, object]] | None = None) -> None:
         self.core = core
+        self.writes = writes
+        #: what a STATUS request is answered with (the server's snapshot); None: the core's own figures
+        self.status_source = status_source
         self.max_connections = max_connections
         self.max_frame_bytes = max_frame_bytes
         self.handshake_timeout_s = handshake_timeout_s
         self.connections: set[AgentProtocol] = set()
         self.refused_connections = 0
         self.accepted_connections = 0
-        self._dirty: set[Transmitter] = set()
-        self._flush_scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def protocol_factory(self) -> AgentProtocol:
         return AgentProtocol(self)
-
-    def mark_dirty(self, proto: Transmitter) -> None:
-        self._dirty.add(proto)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush_writes)
-
-    def flush_writes(self) -> None:
-        self._flush_scheduled = False
-        self.core.service()
-        while self._dirty:
-            batch = list(self._dirty)
-            self._dirty.clear()
-            for proto in batch:
-                proto.transmit()
 
     def close_all(self, reason: str) -> None:
         for proto in list(self.connections):
@@ -102,14 +84,14 @@ class AgentProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(WRITE_HIGH_WATER_BYTES, WRITE_LOW_WATER_BYTES)
         self.session = AgentSession(server.core, now=now, max_frame_bytes=server.max_frame_bytes,
                                     handshake_timeout_s=server.handshake_timeout_s, peer=peer_text,
-                                    on_output=self._on_output)
+                                    on_output=self._on_output, status_source=server.status_source)
         deadline = self.session.next_deadline()
         if deadline is not None:
             self._timer = loop.call_at(deadline, self._on_timer)
         self.transmit()
 
     def _on_output(self) -> None:
-        self.server.mark_dirty(self)
+        self.server.writes.mark(self)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -121,11 +103,11 @@ class AgentProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
-        session.receive_bytes(data, asyncio.get_running_loop().time())
+        session.receive_bytes(data, asyncio.get_running_loop().time(), time.time())
         if session.next_deadline() is None and self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.server.mark_dirty(self)
+        self.server.writes.mark(self)
 
     def transmit(self) -> None:
         session, transport = self.session, self.transport
@@ -165,5 +147,4 @@ class AgentProtocol(asyncio.Protocol):
         if session is not None:
             session.connection_lost(asyncio.get_running_loop().time())
             self.session = None
-            self.server.core.service()
-            self.server.flush_writes()
+            self.server.writes.write_pending()

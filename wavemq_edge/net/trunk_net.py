@@ -1,8 +1,9 @@
 """asyncio glue for the trunk: the designated router's peer listener and the site's uplink dialers.
 
-No protocol decisions here (they live in ``router.trunk``): the glue feeds bytes and the loop clock,
-writes what the sessions produce, runs one keepalive tick for all trunk ends, and, for each uplink,
-reconnects with exponential backoff and jitter (``PeerConfig.reconnectMin`` .. ``reconnectMax``;
+No protocol decisions here (they live in ``router.trunk``): the glue feeds bytes with the loop's and the
+wall clock's time, writes what the sessions produce (through the shared ``WriteScheduler``), arms one
+timer per connection at the session's ``next_deadline()`` (keepalive and dead-link checks), and, for each
+uplink, reconnects with exponential backoff and jitter (``PeerConfig.reconnectMin`` .. ``reconnectMax``;
 WAVEMQ waited a fixed 30 s).
 """
 
@@ -12,135 +13,134 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Final, cast
 
-from ..router import RouterCore, Subscription
-from ..router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession
-from ..wave import EntitySecret, Message, Verifier
-from .agent_server import AgentServer
+from ..router import RouterCore
+from ..router.trunk import PeerSession, TrunkEnd, TrunkOptions, Uplink, UplinkSession, UplinkSet
+from ..wave import EntitySecret, Verifier, format_id
+from .writes import WriteScheduler
 
 __all__ = ["PeerProtocol", "TrunkNet", "UplinkProtocol"]
 
 log = logging.getLogger("wavemq_edge.net.trunk")
 
-#: How often keepalive and dead-link checks run for every trunk end.
-TICK_S: Final = 0.5
 CONNECT_TIMEOUT_S: Final = 10.0
 
 
 class _TrunkProtocol(asyncio.Protocol):
-    """Shared by both ends: feed bytes in, write bytes out, close when the session says so."""
+    """Shared by both ends: feed bytes in, write bytes out, one timer, close when the session says so."""
 
-    def __init__(self, net: TrunkNet) -> None:
+    def __init__(self, net: TrunkNet, session: TrunkEnd) -> None:
         self.net = net
+        self.session = session
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
-
-    @property
-    def session(self) -> PeerSession | UplinkSession | None:
-        raise NotImplementedError  # pragma: no cover
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        session.on_output = lambda: net.writes.mark(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.transmit()
 
     def data_received(self, data: bytes) -> None:
-        session = self.session
-        if session is None:
-            return
         self.count(0, len(data))
-        session.receive_bytes(data, asyncio.get_running_loop().time())
-        self.net.agents.mark_dirty(self)
+        self.session.receive_bytes(data, asyncio.get_running_loop().time(), time.time())
+        self.net.writes.mark(self)
 
     def count(self, sent: int, received: int) -> None:
         """Trunk byte counters (site side reports them in status)."""
 
     def transmit(self) -> None:
         session, transport = self.session, self.transport
-        if session is None or transport is None or transport.is_closing():
+        if transport is None or transport.is_closing():
             return
-        if isinstance(session, UplinkSession):
-            session.pump(asyncio.get_running_loop().time())
-        else:
-            session.flush_deliveries()
+        session.prepare_output(asyncio.get_running_loop().time())
         data = session.bytes_to_send()
         if data:
             self.count(len(data), 0)
             transport.write(data)
         if session.closing:
             transport.close()
+        else:
+            self._arm()
 
-    def tick(self, now: float) -> None:
-        session = self.session
-        if session is not None:
-            session.handle_timer(now)
-            self.transmit()
+    def _arm(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.session.handle_timer(asyncio.get_running_loop().time())
+        self.transmit()
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class PeerProtocol(_TrunkProtocol):
     """The designated router's end of one site connection."""
 
     def __init__(self, net: TrunkNet) -> None:
-        super().__init__(net)
         loop = asyncio.get_running_loop()
-        self._session = PeerSession(net.core, net.me, net.verifier, net.route_proofs, net.options, loop.time(),
-                                    on_revocations=net.on_revocations, revocations=net.revocations)
-        self._session.on_output = lambda: net.agents.mark_dirty(self)
-
-    @property
-    def session(self) -> PeerSession | None:
-        return self._session
+        self.peer_session = PeerSession(net.core, net.me, net.verifier, net.route_proofs, net.options, loop.time(),
+                                        on_revocations=net.on_revocations, revocations=net.revocations)
+        super().__init__(net, self.peer_session)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        self._session.peer_address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+        self.peer_session.peer_address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
         self.net.peers.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.net.peers.discard(self)
-        self._session.connection_lost(asyncio.get_running_loop().time())
-        self.net.agents.flush_writes()
-        if not self.closed.done():
-            self.closed.set_result(None)
+        self.peer_session.connection_lost(asyncio.get_running_loop().time())
+        self.net.writes.write_pending()
+        self._disarm()
 
 
 class UplinkProtocol(_TrunkProtocol):
     def __init__(self, net: TrunkNet, uplink: Uplink) -> None:
-        super().__init__(net)
         self.uplink = uplink
-        self._session = uplink.new_session(net.verifier, asyncio.get_running_loop().time())
-        self._session.on_output = lambda: net.agents.mark_dirty(self)
-
-    @property
-    def session(self) -> UplinkSession | None:
-        return self._session
+        self.uplink_session: UplinkSession = uplink.new_session(net.verifier, asyncio.get_running_loop().time())
+        super().__init__(net, self.uplink_session)
 
     def count(self, sent: int, received: int) -> None:
         self.uplink.stats.bytes_sent += sent
         self.uplink.stats.bytes_received += received
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._session.close_reason == "" and exc is not None:
-            self._session.close(f"connection lost: {exc}")
-        elif self._session.close_reason == "":
-            self._session.close("connection closed by the designated router")
-        self.uplink.session_closed(asyncio.get_running_loop().time())
-        self.net.agents.flush_writes()
-        if not self.closed.done():
-            self.closed.set_result(None)
+        session = self.uplink_session
+        if session.close_reason == "":
+            session.close(f"connection lost: {exc}" if exc is not None else "connection closed by the designated router")
+        self.uplink.session_closed(asyncio.get_running_loop().time(), time.time())
+        self.net.writes.write_pending()
+        self._disarm()
 
 
 class TrunkNet:
-    """Owns the peer listener, the uplink tasks and the keepalive tick."""
+    """Owns the peer listener's protocols and the uplink tasks."""
 
-    def __init__(self, core: RouterCore, agents: AgentServer, me: EntitySecret, verifier: Verifier,
-                 options: TrunkOptions, *, route_proofs: dict[bytes, bytes], reconnect_min_s: float,
-                 reconnect_max_s: float, revocations: Callable[[], list[bytes]],
+    def __init__(self, core: RouterCore, writes: WriteScheduler, uplinks: UplinkSet, me: EntitySecret,
+                 verifier: Verifier, options: TrunkOptions, *, route_proofs: dict[bytes, bytes],
+                 reconnect_min_s: float, reconnect_max_s: float, revocations: Callable[[], list[bytes]],
                  on_revocations: Callable[[list[bytes]], None]) -> None:
         self.core = core
-        self.agents = agents
+        self.writes = writes
+        self.uplinks = uplinks
         self.me = me
         self.verifier = verifier
         self.options = options
@@ -150,38 +150,9 @@ class TrunkNet:
         self.revocations = revocations
         self.on_revocations = on_revocations
         self.peers: set[PeerProtocol] = set()
-        self.uplinks: list[Uplink] = []
         self._uplink_protocols: dict[int, UplinkProtocol] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-
-    def add_uplink(self, uplink: Uplink) -> None:
-        self.uplinks.append(uplink)
-        self.core.on_subscription = self._subscription_changed
-        self.core.query_forwarder = self._forwarder
-
-    def _subscription_changed(self, sub: Subscription, change: str, unsubscribe: bytes | None) -> None:
-        for up in self.uplinks:
-            if up.namespace == sub.namespace:
-                up.subscription_changed(sub, change, unsubscribe)
-                proto = self._uplink_protocols.get(id(up))
-                if proto is not None:
-                    self.agents.mark_dirty(proto)
-
-    def _forwarder(self, namespace: bytes) -> UplinkSession | None:
-        for up in self.uplinks:
-            if up.namespace == namespace:
-                return up.forwarder()
-        return None
-
-    def trunk_appended(self, namespace: bytes, seq: int, msg: Message) -> None:
-        for up in self.uplinks:
-            if up.namespace == namespace:
-                proto = self._uplink_protocols.get(id(up))
-                if proto is not None:
-                    if proto.session is not None:
-                        proto.session.offer_live(seq, msg)
-                    self.agents.mark_dirty(proto)
 
     def broadcast_revocations(self, raws: list[bytes]) -> None:
         """Send newly learned revocation objects over every open trunk."""
@@ -189,15 +160,13 @@ class TrunkNet:
             return
         for proto in [*self.peers, *self._uplink_protocols.values()]:
             session = proto.session
-            if session is not None and session.channel.is_open and not session.closing:
+            if session.channel.is_open and not session.closing:
                 session.send_revocations(raws)
-                self.agents.mark_dirty(proto)
 
     def peer_factory(self) -> PeerProtocol:
         return PeerProtocol(self)
 
     def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._tick_loop(), name="wavemq-trunk-tick"))
         for up in self.uplinks:
             self._tasks.append(asyncio.create_task(self._uplink_loop(up), name=f"wavemq-uplink-{up.address}"))
 
@@ -208,17 +177,9 @@ class TrunkNet:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5.0)
-        for proto in list(self.peers) + list(self._uplink_protocols.values()):
+        for proto in [*self.peers, *self._uplink_protocols.values()]:
             if proto.transport is not None:
                 proto.transport.close()
-
-    async def _tick_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = loop.time()
-            for proto in list(self.peers) + list(self._uplink_protocols.values()):
-                proto.tick(now)
 
     async def _uplink_loop(self, up: Uplink) -> None:
         loop = asyncio.get_running_loop()
@@ -237,7 +198,7 @@ class TrunkNet:
                 self._uplink_protocols[id(up)] = proto
                 await proto.closed
                 self._uplink_protocols.pop(id(up), None)
-                if proto.session is not None and proto.session.up:
+                if proto.uplink_session.up:
                     delay = self.reconnect_min_s  # it worked for a while: start backing off afresh
             if self._stopped():
                 return
@@ -248,14 +209,8 @@ class TrunkNet:
     def _stopped(self) -> bool:
         return self._stopping
 
-    def status(self) -> dict[str, object]:
-        return {
-            "uplinks": [up.status() for up in self.uplinks],
-            "sites_connected": len(self.peers),
-            "designated_for": sorted(self.route_proofs_printable()),
-        }
+    def sites_connected(self) -> int:
+        return len(self.peers)
 
-    def route_proofs_printable(self) -> list[str]:
-        from ..wave import format_id
-
-        return [format_id(ns) for ns in self.route_proofs]
+    def designated_for(self) -> list[str]:
+        return sorted(format_id(ns) for ns in self.route_proofs)

@@ -1,32 +1,41 @@
-"""The routing core and the agent session state machine (sans-I/O)."""
+"""The routing core, the agent session and the trunk state machines (sans-I/O)."""
 
-from .core import (
-    SUBSCRIPTION_RECORDS,
-    PersistStore,
-    PublishResult,
-    QueryResult,
-    RouterCore,
-    RouterCounters,
-    RouterOptions,
-)
+from .core import RouterCore
 from .errors import ErrorCode, RouterError, code_for_reason
+from .fanout import PublishResult
+from .hooks import NO_TIERING, QueryForwarder, QueryReply, SubscriptionChange, TieringHooks
+from .lifecycle import SUBSCRIPTION_RECORDS, peer_subscription_key, subscription_key
+from .options import RouterOptions
+from .query import PersistedMessages, QueryAnswer
 from .session import PROTOCOL_VERSION, AgentSession, SessionState
-from .subscription import Consumer, Subscription
+from .status import CoreStatus, RouterCounters, core_reply
+from .subscription import Consumer, RouterSubscription
+from .tiering import trunk_queue_id
 
 __all__ = [
+    "NO_TIERING",
     "PROTOCOL_VERSION",
     "SUBSCRIPTION_RECORDS",
     "AgentSession",
     "Consumer",
+    "CoreStatus",
     "ErrorCode",
-    "PersistStore",
+    "PersistedMessages",
     "PublishResult",
-    "QueryResult",
+    "QueryAnswer",
+    "QueryForwarder",
+    "QueryReply",
     "RouterCore",
     "RouterCounters",
     "RouterError",
     "RouterOptions",
+    "RouterSubscription",
     "SessionState",
-    "Subscription",
+    "SubscriptionChange",
+    "TieringHooks",
     "code_for_reason",
+    "core_reply",
+    "peer_subscription_key",
+    "subscription_key",
+    "trunk_queue_id",
 ]

@@ -108,7 +108,6 @@ class SecureChannel:
         me: EntitySecret,
         *,
         verifier: Verifier,
-        now_wall: float,
         max_frame_bytes: int,
         namespace: bytes = b"",
         route_proofs: dict[bytes, bytes] | None = None,
@@ -125,7 +124,6 @@ class SecureChannel:
         self.peer: Entity | None = None
         #: earliest expiry (epoch s) of the DR's route proof, as the site verified it.
         self.route_expiry: float | None = None
-        self._now_wall = now_wall
         self._eph_sk = os.urandom(32)
         self._eph_pk = sodium.crypto_scalarmult_base(self._eph_sk)
         self._nonce = os.urandom(_NONCE_BYTES)
@@ -152,9 +150,6 @@ class SecureChannel:
     def is_open(self) -> bool:
         return self.state is ChannelState.OPEN
 
-    def set_time(self, now_wall: float) -> None:
-        self._now_wall = now_wall
-
     def bytes_to_send(self) -> bytes:
         data = b"".join(self._out)
         self._out.clear()
@@ -174,13 +169,14 @@ class SecureChannel:
         ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(body, None, nonce, self._send_key)
         self._out.append(_LEN.pack(len(ct)) + ct)
 
-    def receive_bytes(self, data: bytes) -> None:
+    def receive_bytes(self, data: bytes, now_wall: float) -> None:
+        """Feed bytes; ``now_wall`` (epoch seconds) judges the peer's entity and route proof."""
         if self.state is ChannelState.FAILED:
             return
         try:
             if self.state is ChannelState.HANDSHAKE:
                 self._hs_decoder.receive_bytes(data)
-                self._handshake()
+                self._handshake(now_wall)
             else:
                 self._records += data
             if self.state is ChannelState.OPEN:
@@ -198,7 +194,7 @@ class SecureChannel:
         self.state = ChannelState.FAILED
         return ChannelError(reason, message)
 
-    def _handshake(self) -> None:
+    def _handshake(self, now_wall: float) -> None:
         while self.state is ChannelState.HANDSHAKE:
             frame = self._hs_decoder.next_frame()
             if frame is NEED_DATA:
@@ -208,27 +204,27 @@ class SecureChannel:
                 if frame.type is FrameType.CH_HELLO and not self._hello:
                     self._on_hello(frame)
                 elif frame.type is FrameType.CH_AUTH and self._hello:
-                    self._on_auth(frame)
+                    self._on_auth(frame, now_wall)
                     self._records += self._hs_decoder.take_buffered()
                 else:
                     raise self._fail("protocol", f"unexpected {frame.type.name} during the handshake")
             else:
                 if frame.type is FrameType.CH_ACCEPT and not self._t1:
-                    self._on_accept(frame)
+                    self._on_accept(frame, now_wall)
                     self._records += self._hs_decoder.take_buffered()
                 elif frame.type is FrameType.ERROR:
                     raise self._fail("refused", f"the designated router refused: {frame.fields}")
                 else:
                     raise self._fail("protocol", f"unexpected {frame.type.name} during the handshake")
 
-    def _entity(self, raw: object, who: str) -> Entity:
+    def _entity(self, raw: object, who: str, now_wall: float) -> Entity:
         if not isinstance(raw, bytes):
             raise self._fail("malformed", f"{who} entity is not bytes")
         try:
             entity = Entity.from_bytes(raw)
         except WaveError as exc:
             raise self._fail("malformed", f"{who} entity: {exc}") from None
-        if not entity.is_valid_at(self._now_wall, self.verifier.skew_s):
+        if not entity.is_valid_at(now_wall, self.verifier.skew_s):
             raise self._fail("expired", f"{who} entity {format_id(entity.id)} is expired or not yet valid")
         if self.verifier.is_revoked(entity.revocation_commitment):
             raise self._fail("revoked", f"{who} entity {format_id(entity.id)} is revoked")
@@ -260,7 +256,7 @@ class SecureChannel:
                                       max_frame_bytes=MAX_HANDSHAKE_FRAME_BYTES))
         self._sig_r = sig
 
-    def _on_accept(self, frame: Frame) -> None:
+    def _on_accept(self, frame: Frame, now_wall: float) -> None:
         f = frame.fields
         if len(f) != 5 or not all(isinstance(x, bytes) for x in f):
             raise self._fail("protocol", "bad CH_ACCEPT")
@@ -269,7 +265,7 @@ class SecureChannel:
         assert isinstance(sig, bytes)
         if len(e_r) != 32 or len(n_r) != _NONCE_BYTES:
             raise self._fail("malformed", "CH_ACCEPT key or nonce has the wrong length")
-        dr = self._entity(dr_raw, "designated router")
+        dr = self._entity(dr_raw, "designated router", now_wall)
         try:
             proof_id = Proof.from_bytes(proof).id
         except WaveError as exc:
@@ -281,7 +277,7 @@ class SecureChannel:
             raise self._fail("bad-signature", f"designated router {format_id(dr.id)}: {exc}") from None
         try:
             result = self.verifier.check(proof, subject=dr.id, namespace=self.namespace, pset=PSET_WAVEMQ,
-                                         permission="route", resource=(STAR,), now=self._now_wall)
+                                         permission="route", resource=(STAR,), now=now_wall)
         except VerificationError as exc:
             raise self._fail("route-proof", f"designated router {format_id(dr.id)} has no valid wavemq:route on * "
                                             f"of {format_id(self.namespace)}: {exc}") from None
@@ -294,11 +290,11 @@ class SecureChannel:
         shared = sodium.crypto_scalarmult(self._eph_sk, e_r)
         self._open(shared, t2)
 
-    def _on_auth(self, frame: Frame) -> None:
+    def _on_auth(self, frame: Frame, now_wall: float) -> None:
         f = frame.fields
         if len(f) != 2 or not isinstance(f[1], bytes):
             raise self._fail("protocol", "bad CH_AUTH")
-        site = self._entity(f[0], "site")
+        site = self._entity(f[0], "site", now_wall)
         t2 = _h(self._t1, self._sig_r, site.id)
         try:
             verify_handshake(site, t2, f[1])

@@ -11,12 +11,13 @@ not per message, so this costs no flash per message.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import Final
 
 import cbor2
 
-from ..storage import QueueKind, QueueLimits, QueueStore
+from ..lru import LRU
+from ..storage import QueueLimits, QueueStore
+from .records import RecordLog
 
 __all__ = ["MAX_PROOFS", "PROOF_RECORDS", "ProofStore"]
 
@@ -27,52 +28,33 @@ PROOF_RECORDS: Final = "router:proofs"
 #: 4096 proofs of ~1.5 KiB are 6 MiB at most.
 MAX_PROOFS: Final = 4096
 _COMPACT_FACTOR: Final = 4
+_COMPACT_MIN: Final = 64
 _LIMITS: Final = QueueLimits(max_length=1_000_000, max_bytes=512 * 1024 * 1024, expiry_s=0)
 
 
 class ProofStore:
     def __init__(self, queues: QueueStore, now: float) -> None:
-        self._queues = queues
-        self._proofs: OrderedDict[bytes, bytes] = OrderedDict()
-        queues.create_queue(PROOF_RECORDS, QueueKind.TRUNK, _LIMITS, now)
-        after = -1
-        while True:
-            batch = queues.peek(PROOF_RECORDS, after, 1024)
-            if not batch:
-                break
-            for seq, body in batch:
-                after = seq
-                try:
-                    proof_id, proof = cbor2.loads(body)
-                except (cbor2.CBORDecodeError, ValueError, TypeError) as exc:
-                    log.error("event=bad_proof_record seq=%d error=%r", seq, str(exc))
-                    continue
-                if isinstance(proof_id, bytes) and isinstance(proof, bytes):
-                    self._proofs[proof_id] = proof
-                    self._proofs.move_to_end(proof_id)
-        while len(self._proofs) > MAX_PROOFS:
-            self._proofs.popitem(last=False)
+        self._proofs: LRU[bytes, bytes] = LRU(MAX_PROOFS)
+        self._log = RecordLog(queues, PROOF_RECORDS, _LIMITS, now, compact_factor=_COMPACT_FACTOR,
+                              min_records=_COMPACT_MIN)
+        for seq, body in self._log.replay():
+            try:
+                proof_id, proof = cbor2.loads(body)
+            except (cbor2.CBORDecodeError, ValueError, TypeError) as exc:
+                log.error("event=bad_proof_record seq=%d error=%r", seq, str(exc))
+                continue
+            if isinstance(proof_id, bytes) and isinstance(proof, bytes):
+                self._proofs.put(proof_id, proof)
 
     def __len__(self) -> int:
         return len(self._proofs)
 
     def get(self, proof_id: bytes) -> bytes | None:
-        proof = self._proofs.get(proof_id)
-        if proof is not None:
-            self._proofs.move_to_end(proof_id)
-        return proof
+        return self._proofs.get(proof_id)
 
     def remember(self, proof_id: bytes, proof: bytes, now: float) -> None:
-        if proof_id in self._proofs:
-            self._proofs.move_to_end(proof_id)
+        if self._proofs.get(proof_id) is not None:
             return
-        self._proofs[proof_id] = proof
-        while len(self._proofs) > MAX_PROOFS:
-            self._proofs.popitem(last=False)
-        self._queues.append(PROOF_RECORDS, cbor2.dumps([proof_id, proof]), now)
-        depth = self._queues.stats(PROOF_RECORDS).depth
-        if depth > _COMPACT_FACTOR * max(len(self._proofs), 64):
-            upto = self._queues.stats(PROOF_RECORDS).tail - 1
-            for pid, raw in self._proofs.items():
-                self._queues.append(PROOF_RECORDS, cbor2.dumps([pid, raw]), now)
-            self._queues.ack(PROOF_RECORDS, upto)
+        self._proofs.put(proof_id, proof)
+        self._log.append(cbor2.dumps([proof_id, proof]), now, len(self._proofs),
+                         lambda: [cbor2.dumps([pid, raw]) for pid, raw in self._proofs.items()])

@@ -19,20 +19,21 @@ this connection is affected: the core never sees a malformed frame.
 The session is also the ``Consumer`` of its subscriptions: deliveries leave the queue at most
 ``inflight_window`` at a time per subscription, and the credit comes back with ``DACK``.
 
-Inputs: ``receive_bytes(data, now)``, ``handle_timer(now)``, ``connection_lost(now)``. Outputs:
-``bytes_to_send()`` and ``closing`` (the glue closes the transport once the bytes are written).
+Inputs: ``receive_bytes(data, now, wall)``, ``handle_timer(now)``, ``connection_lost(now)``. Outputs:
+``bytes_to_send()`` and ``closing`` (the glue closes the transport once the bytes are written). A
+``STATUS`` request is answered with what ``status_source`` returns (the server's whole snapshot; by
+default the core's own figures).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Final
 
-from .. import __version__
+from ..lru import LRU
 from ..wave import Entity, WaveError, format_id, object_id, verify_handshake
 from ..wire import (
     NEED_DATA,
@@ -46,7 +47,8 @@ from ..wire import (
 )
 from .core import RouterCore
 from .errors import ErrorCode, RouterError
-from .subscription import Subscription
+from .status import core_reply
+from .subscription import RouterSubscription
 
 __all__ = ["PROTOCOL_VERSION", "AgentSession", "SessionState"]
 
@@ -103,7 +105,8 @@ class AgentSession:
 
     def __init__(self, core: RouterCore, *, now: float, max_frame_bytes: int, handshake_timeout_s: float,
                  peer: str = "?", challenge: bytes | None = None,
-                 on_output: Callable[[], None] | None = None) -> None:
+                 on_output: Callable[[], None] | None = None,
+                 status_source: Callable[[float], Mapping[str, object]] | None = None) -> None:
         self.core = core
         #: called when output appears while none was waiting: deliveries are produced by *other*
         #: connections' input, so the glue must learn which sessions have bytes to write.
@@ -117,15 +120,14 @@ class AgentSession:
         self._out: list[bytes] = []
         self._challenge = challenge if challenge is not None else os.urandom(CHALLENGE_BYTES)
         self._deadline: float | None = now + handshake_timeout_s
-        self._proofs: OrderedDict[bytes, bytes] = OrderedDict()
+        self._proofs: LRU[bytes, bytes] = LRU(MAX_PROOFS_PER_CONNECTION)
+        self._status_source = status_source or (lambda t: core_reply(core.status(t)))
         #: subscription key -> subscription attached on this connection
-        self.subscriptions: dict[str, Subscription] = {}
-        self._by_sub_id: dict[str, Subscription] = {}
+        self.subscriptions: dict[str, RouterSubscription] = {}
+        self._by_sub_id: dict[str, RouterSubscription] = {}
         self._inflight: dict[str, int] = {}
         self.frames_in = 0
         self.frames_out = 0
-        core.agent_connections += 1
-        self._counted_out = False
         self._send(FrameType.HELLO, PROTOCOL_VERSION, core.router_id, self._challenge, max_frame_bytes,
                    core.options.inflight_window)
 
@@ -149,7 +151,7 @@ class AgentSession:
         if self._deadline is not None and now >= self._deadline and self.state is SessionState.AWAIT_AUTH:
             self._close(CloseCode.TIMEOUT, "handshake not completed in time", now)
 
-    def receive_bytes(self, data: bytes, now: float) -> None:
+    def receive_bytes(self, data: bytes, now: float, wall: float) -> None:
         if self.state is SessionState.CLOSED:
             return
         try:
@@ -160,7 +162,7 @@ class AgentSession:
                     break
                 assert isinstance(frame, Frame)
                 self.frames_in += 1
-                self._dispatch(frame, now)
+                self._dispatch(frame, now, wall)
         except RemoteWireError as exc:
             self._close(exc.close_code, str(exc), now)
         except _ProtocolError as exc:
@@ -198,9 +200,6 @@ class AgentSession:
         self._detach_all(now)
 
     def _detach_all(self, now: float) -> None:
-        if not self._counted_out:
-            self._counted_out = True
-            self.core.agent_connections -= 1
         subs = list(self.subscriptions.values())
         self.subscriptions.clear()
         self._by_sub_id.clear()
@@ -212,12 +211,9 @@ class AgentSession:
         self._send(FrameType.REFUSED, req, int(code), reason)
 
     def _proof_for(self, proof_id: bytes) -> bytes | None:
-        proof = self._proofs.get(proof_id)
-        if proof is not None:
-            self._proofs.move_to_end(proof_id)
-        return proof
+        return self._proofs.get(proof_id)
 
-    def _dispatch(self, frame: Frame, now: float) -> None:
+    def _dispatch(self, frame: Frame, now: float, wall: float) -> None:
         kind = frame.type
         if kind is FrameType.PING:
             (token,) = _fields(frame, 1)
@@ -229,14 +225,14 @@ class AgentSession:
             if kind is not FrameType.AUTH:
                 raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION,
                                      f"{kind.name} before AUTH (code {int(ErrorCode.NOT_AUTHENTICATED)})")
-            self._auth(frame, now)
+            self._auth(frame, wall)
             return
         handler = _HANDLERS.get(kind)
         if handler is None:
             raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION, f"{kind.name} is not a frame an agent sends")
-        handler(self, frame, now)
+        handler(self, frame, now, wall)
 
-    def _auth(self, frame: Frame, now: float) -> None:
+    def _auth(self, frame: Frame, wall: float) -> None:
         raw, sig = _fields(frame, 2)
         raw_b = _bytes(raw, "AUTH entity")
         sig_b = _bytes(sig, "AUTH signature")
@@ -245,7 +241,6 @@ class AgentSession:
             verify_handshake(entity, self._challenge, sig_b)
         except WaveError as exc:
             raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION, f"authentication failed: {exc}") from None
-        wall = self.core.wall(now)
         if not entity.is_valid_at(wall, self.core.options.skew_s):
             raise _ProtocolError(CloseCode.PROTOCOL_VIOLATION,
                                  f"authentication failed: entity {format_id(entity.id)} is expired or not yet valid")
@@ -258,7 +253,7 @@ class AgentSession:
         self._send(FrameType.WELCOME, entity.id)
         log.debug("event=agent_authenticated peer=%s entity=%s", self.peer, format_id(entity.id))
 
-    def _on_proof(self, frame: Frame, now: float) -> None:
+    def _on_proof(self, frame: Frame, now: float, wall: float) -> None:
         req, proof = _fields(frame, 2)
         req = _int(req, "request number")
         proof = _bytes(proof, "PROOF bytes")
@@ -266,24 +261,22 @@ class AgentSession:
             self._refuse(req, ErrorCode.BAD_REQUEST, f"proof of {len(proof)} bytes exceeds {MAX_PROOF_BYTES}")
             return
         proof_id = object_id(proof)
-        self._proofs[proof_id] = proof
-        self._proofs.move_to_end(proof_id)
-        while len(self._proofs) > MAX_PROOFS_PER_CONNECTION:
-            self._proofs.popitem(last=False)
+        self._proofs.put(proof_id, proof)
         self._send(FrameType.OK, req, proof_id)
 
-    def _on_publish(self, frame: Frame, now: float) -> None:
+    def _on_publish(self, frame: Frame, now: float, wall: float) -> None:
         req, raw = _fields(frame, 2)
         req = _int(req, "request number")
         assert self.entity is not None
         try:
-            result = self.core.publish(self.entity, _bytes(raw, "PUBLISH message"), self._proof_for, now)
+            result = self.core.publish(self.entity, _bytes(raw, "PUBLISH message"), self._proof_for, now,
+                                       wall)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
         self._send(FrameType.OK, req, "duplicate" if result.duplicate else "accepted")
 
-    def _on_subscribe(self, frame: Frame, now: float) -> None:
+    def _on_subscribe(self, frame: Frame, now: float, wall: float) -> None:
         req, raw, ephemeral = _fields(frame, 3)
         req = _int(req, "request number")
         if not isinstance(ephemeral, bool):
@@ -291,7 +284,7 @@ class AgentSession:
         assert self.entity is not None
         try:
             sub, resumed = self.core.subscribe(self, self.entity, _bytes(raw, "SUBSCRIBE object"), self._proof_for,
-                                               ephemeral, len(self.subscriptions), now)
+                                               ephemeral, len(self.subscriptions), now, wall)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
@@ -307,7 +300,7 @@ class AgentSession:
         backlog = self.core.queues.stats(sub.queue_id).depth
         self._send(FrameType.SUBSCRIBED, req, sub.sub_id, int(sub.expiry), resumed, backlog)
 
-    def _on_dack(self, frame: Frame, now: float) -> None:
+    def _on_dack(self, frame: Frame, now: float, wall: float) -> None:
         sub_id, seqs = _fields(frame, 2)
         sub_id = _str(sub_id, "DACK subscription id")
         if not isinstance(seqs, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs):
@@ -319,18 +312,18 @@ class AgentSession:
         if n:
             self._inflight[sub.key] = max(0, self._inflight.get(sub.key, 0) - n)
 
-    def _on_unsubscribe(self, frame: Frame, now: float) -> None:
+    def _on_unsubscribe(self, frame: Frame, now: float, wall: float) -> None:
         req, raw = _fields(frame, 2)
         req = _int(req, "request number")
         assert self.entity is not None
         try:
-            n = self.core.unsubscribe(self.entity, _bytes(raw, "UNSUBSCRIBE object"), now)
+            n = self.core.unsubscribe(self.entity, _bytes(raw, "UNSUBSCRIBE object"), now, wall)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
         self._send(FrameType.OK, req, n)
 
-    def _on_query(self, frame: Frame, now: float) -> None:
+    def _on_query(self, frame: Frame, now: float, wall: float) -> None:
         req, raw, after, limit = _fields(frame, 4)
         req = _int(req, "request number")
         if after is not None:
@@ -339,7 +332,7 @@ class AgentSession:
         assert self.entity is not None
         reply = _QueryReply(self, req)
         try:
-            result = self.core.query(self.entity, _bytes(raw, "QUERY object"), self._proof_for, after, limit, now,
+            result = self.core.query(self.entity, _bytes(raw, "QUERY object"), self._proof_for, after, limit, wall,
                                      reply)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
@@ -347,53 +340,23 @@ class AgentSession:
         if result is not None:  # answered here; otherwise the designated router answers through ``reply``
             reply.query_results([m for _uri, m in result.messages], result.continuation, result.source)
 
-    def _on_status(self, frame: Frame, now: float) -> None:
+    def _on_status(self, frame: Frame, now: float, wall: float) -> None:
         (req,) = _fields(frame, 1)
-        self._send(FrameType.STATUS_REPLY, _int(req, "request number"), self.core_status(now))
-
-    def core_status(self, now: float) -> dict[str, object]:
-        core = self.core
-        st = core.queues.store_stats()
-        c = core.counters
-        status: dict[str, object] = {
-            "version": __version__,
-            "router_id": format_id(core.router_id),
-            "uptime_s": int(now - core.started),
-            "connections": core.agent_connections,
-            "subscriptions": len(core.subscriptions()),
-            "queues": st.queues,
-            "queued_items": st.items,
-            "queued_bytes": st.bytes,
-            "unflushed_items": st.unflushed_items,
-            "flushes": st.flushes,
-            "drops": dict(st.drops),
-            "published": c.published,
-            "duplicates": c.duplicates,
-            "delivered": c.delivered,
-            "redelivered": c.redelivered,
-            "acked": c.acked,
-            "refused": dict(c.refused),
-            "verifier_hits": core.verifier.stats.hits,
-            "verifier_misses": core.verifier.stats.misses,
-        }
-        if core.status_extra is not None:
-            status.update(core.status_extra(now))
-        result = _wire_safe(status)
-        assert isinstance(result, dict)
-        return result
+        status = _wire_safe(dict(self._status_source(now)))
+        self._send(FrameType.STATUS_REPLY, _int(req, "request number"), status)
 
     # ------------------------------------------------------------------ Consumer
 
-    def credit(self, sub: Subscription) -> int:
+    def credit(self, sub: RouterSubscription) -> int:
         if self.state is not SessionState.OPEN:
             return 0
         return self.core.options.inflight_window - self._inflight.get(sub.key, 0)
 
-    def deliver(self, sub: Subscription, seq: int, item: bytes) -> None:
+    def deliver(self, sub: RouterSubscription, seq: int, item: bytes) -> None:
         self._inflight[sub.key] = self._inflight.get(sub.key, 0) + 1
         self._send(FrameType.DELIVER, sub.sub_id, seq, item)
 
-    def subscription_ended(self, sub: Subscription, code: int, reason: str) -> None:
+    def subscription_ended(self, sub: RouterSubscription, code: int, reason: str) -> None:
         self.subscriptions.pop(sub.key, None)
         if self._by_sub_id.get(sub.sub_id) is sub:
             del self._by_sub_id[sub.sub_id]

@@ -25,22 +25,22 @@ from typing import Protocol
 
 from ..uri import Pattern
 
-__all__ = ["Consumer", "Subscription"]
+__all__ = ["Consumer", "RouterSubscription"]
 
 
 class Consumer(Protocol):
     """What a subscription delivers to (an agent session; a trunk link in the tiering issue)."""
 
-    def credit(self, sub: Subscription) -> int:
+    def credit(self, sub: RouterSubscription) -> int:
         """How many more messages of ``sub`` this consumer accepts now."""
         ...
 
-    def deliver(self, sub: Subscription, seq: int, item: bytes) -> None: ...
+    def deliver(self, sub: RouterSubscription, seq: int, item: bytes) -> None: ...
 
-    def subscription_ended(self, sub: Subscription, code: int, reason: str) -> None: ...
+    def subscription_ended(self, sub: RouterSubscription, code: int, reason: str) -> None: ...
 
 
-class Subscription:
+class RouterSubscription:
     __slots__ = (
         "_rr",
         "bound_site",
@@ -123,9 +123,6 @@ class Subscription:
             del self.inflight[seq]
             return True
         return False
-
-    def inflight_of(self, consumer: Consumer) -> int:
-        return sum(1 for c in self.inflight.values() if c is consumer)
 
     def ack_floor(self) -> int:
         """Every sequence <= this is finished by all consumers; the store may drop through it."""

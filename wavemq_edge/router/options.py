@@ -1,0 +1,26 @@
+"""The routing core's settings, in the units the core works in (``server/derive.py`` makes them from
+the configuration file, once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..storage import QueueLimits
+
+__all__ = ["RouterOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouterOptions:
+    #: bounds of each subscription queue (``subscriptionQueueMax*``, ``queueExpiry``).
+    subscription_limits: QueueLimits
+    max_subscriptions_per_connection: int = 256
+    #: unacknowledged deliveries per consumer per subscription.
+    inflight_window: int = 64
+    #: tolerated clock skew for timestamps and validity windows, seconds.
+    skew_s: float = 300.0
+    #: oldest accepted timestamp of an agent's publish/subscribe/query/unsubscribe, seconds. Agents sign
+    #: right before sending, so five minutes covers retries after a reconnect.
+    request_max_age_s: float = 300.0
+    #: most persisted messages one query returns before it hands back a continuation.
+    query_max_results: int = 1000

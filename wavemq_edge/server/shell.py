@@ -1,0 +1,340 @@
+"""The daemon shell: start-up, serve, ordered bounded shutdown (uvicorn's ``server.py``).
+
+``Server.serve()`` runs ``startup()`` (stores recovered, router entity loaded or created, listeners up,
+ops told it is ready), then waits until a signal sets ``should_exit``, then ``shutdown()``: stop
+accepting, close the trunks, tell every agent the router is going away, let flushes in flight finish,
+final flush, close the stores. Signal handlers only set flags: the first SIGTERM/SIGINT asks for a
+graceful shutdown, a second SIGINT forces the process out at once. Every wait in shutdown is bounded.
+
+The server is also what ops reads (``ServerState``) and what the budget watch may ask things of
+(``ServerControls``); the core, the stores and the glue are never handed to ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from .. import __version__
+from ..config import Config
+from ..net.agent_server import AgentServer
+from ..net.metrics_server import MetricsServer
+from ..net.trunk_net import TrunkNet
+from ..net.writes import WriteScheduler
+from ..ops.runtime import OpsRuntime
+from ..ops.state import FlushTimes, TrunkSummary
+from ..router import CoreStatus, RouterCore
+from ..router.trunk import Uplink, UplinkSet
+from ..storage import DropReason, PersistStore, QueueStats, QueueStore, StorageError
+from ..wave import EntitySecret, Verifier, WaveError, WaveStore, format_id, parse_id
+from . import derive
+from .flusher import Flusher
+from .revocations import RevocationWatch
+from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs
+
+__all__ = ["Server", "StartupError"]
+
+log = logging.getLogger("wavemq_edge.server")
+
+#: Longest the timer task sleeps, so a clock step or a missed wake-up costs at most this.
+MAX_TIMER_SLEEP_S: Final = 1.0
+#: Bound on the final flush and on closing connections at shutdown.
+SHUTDOWN_TIMEOUT_S: Final = 10.0
+#: Exit status of a forced exit (a second SIGINT during shutdown), as a shell reports SIGINT.
+FORCED_EXIT_STATUS: Final = 130
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.should_exit = asyncio.Event()
+        self.force_exit = False
+        self.core: RouterCore | None = None
+        self.queues: QueueStore | None = None
+        self.persist: PersistStore | None = None
+        self.wave_store: WaveStore | None = None
+        self.agent_server: AgentServer | None = None
+        self.trunk_net: TrunkNet | None = None
+        self.uplinks = UplinkSet()
+        self.flusher: Flusher | None = None
+        self.revocations: RevocationWatch | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.router_entity: EntitySecret | None = None
+        self.listen_addresses: list[str] = []
+        #: the address the peer (trunk) listener is bound to, when this router is designated for any namespace
+        self.peer_address: str = ""
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ops = OpsRuntime(config, env=derive.ops_environment(config))
+
+    # ------------------------------------------------------------------ ServerState (read by ops)
+
+    @property
+    def flush_times(self) -> FlushTimes:
+        return self.flusher.times if self.flusher is not None else FlushTimes()
+
+    def core_status(self, now: float) -> CoreStatus:
+        assert self.core is not None
+        return self.core.status(now)
+
+    def queue_stats(self) -> Sequence[QueueStats]:
+        queues = self.queues
+        return [] if queues is None else [queues.stats(q) for q in queues.queue_ids()]
+
+    def agent_connections(self) -> int:
+        return 0 if self.agent_server is None else len(self.agent_server.connections)
+
+    def trunk(self) -> TrunkSummary | None:
+        if self.trunk_net is None:
+            return None
+        return TrunkSummary(uplinks=tuple(up.status() for up in self.uplinks),
+                            sites_connected=self.trunk_net.sites_connected(),
+                            designated_for=tuple(self.trunk_net.designated_for()))
+
+    # ------------------------------------------------------------------ ServerControls (asked by ops)
+
+    def request_flush(self) -> bool:
+        if self.flusher is None or self.should_exit.is_set():
+            return False
+        return self.flusher.request()
+
+    def shed_oldest(self, queue_id: str, max_bytes: int) -> int:
+        if self.queues is None or not self.queues.has_queue(queue_id):
+            return 0
+        return self.queues.shed_oldest(queue_id, max_bytes=max_bytes, reason=DropReason.BUDGET)
+
+    def refuse_new_durable(self, reason: str | None) -> None:
+        if self.core is not None:
+            self.core.refuse_new_durable(reason)
+
+    # ------------------------------------------------------------------ start-up
+
+    def _open_stores(self, now: float) -> tuple[QueueStore, PersistStore]:
+        cfg = self.config
+        self.ops.extend_startup()
+        try:
+            queues = QueueStore.open(derive.store_options(cfg), now, time.time())
+        except (StorageError, ValueError) as exc:
+            raise StartupError(f"QueueConfig.queueDataStore {cfg.queue.queue_data_store}: {exc}") from None
+        try:
+            persist = PersistStore.open(derive.persist_options(cfg), now)
+        except (StorageError, ValueError) as exc:
+            queues.close(now)
+            raise StartupError(f"RoutingConfig.PersistDataStore {cfg.routing.persist_data_store}: {exc}") from None
+        return queues, persist
+
+    def _make_dirs(self) -> None:
+        cfg = self.config
+        for p in (cfg.queue.queue_data_store, cfg.wave.database, cfg.routing.persist_data_store):
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartupError(f"cannot create data directory {p}: {exc.strerror}") from None
+
+    def _uplink_namespaces(self) -> list[tuple[bytes, str]]:
+        out = []
+        for peer in self.config.routing.routers:
+            try:
+                out.append((parse_id(peer.namespace), str(peer.address)))
+            except WaveError as exc:
+                raise StartupError(f"RoutingConfig.Router namespace {peer.namespace}: {exc}") from None
+        return out
+
+    async def startup(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        now, wall = loop.time(), time.time()
+        self._make_dirs()
+        me = self.router_entity = load_or_create_router_entity(cfg.routing.router_entity_file)
+        try:
+            self.wave_store = WaveStore(cfg.wave.database)
+        except WaveError as exc:
+            raise StartupError(str(exc)) from None
+        revoked = self.wave_store.revoked_commitments()
+        verifier = Verifier(lookup=self.wave_store.get_entity, revoked=revoked,
+                            default_to_unrevoked=cfg.wave.default_to_unrevoked)
+        route_proofs = load_route_proofs(cfg, me, verifier, wall)
+        uplinks = self._uplink_namespaces()
+        t0 = time.perf_counter()
+        self.queues, self.persist = self._open_stores(now)
+        recovery_s = time.perf_counter() - t0
+        trunk = derive.trunk_settings(cfg)
+        self.core = RouterCore(router_id=me.id, queues=self.queues, verifier=verifier,
+                               options=derive.router_options(cfg), now=now, wall=wall, persist=self.persist,
+                               designated=frozenset(route_proofs),
+                               trunked={ns: trunk.uplink_limits for ns, _addr in uplinks}, hooks=self.uplinks)
+        self.flusher = Flusher(self.queues, self.persist)
+        self.revocations = RevocationWatch(self.wave_store, self.core, revoked)
+        writes = WriteScheduler(self.core)
+        agents = derive.agent_server_options(cfg)
+        self.agent_server = AgentServer(self.core, writes, max_connections=agents.max_connections,
+                                        max_frame_bytes=agents.max_frame_bytes,
+                                        handshake_timeout_s=agents.handshake_timeout_s,
+                                        status_source=self.ops.status_reply)
+        await self._listen_agents(agents.listen_backlog)
+        if route_proofs or uplinks:
+            await self._start_trunk(writes, verifier, route_proofs, uplinks, trunk, wall)
+        self._tasks.append(asyncio.create_task(self._timer_loop(), name="wavemq-timers"))
+        self._tasks.append(asyncio.create_task(self.revocations.run(self.should_exit), name="wavemq-revocations"))
+        st = self.queues.store_stats()
+        log.info("event=started version=%s router=%s listen=%s queues=%d items=%d recovered_records=%d "
+                 "recovery_s=%.3f", __version__, format_id(me.id), ",".join(self.listen_addresses),
+                 st.queues, st.items, st.recovered_records, recovery_s)
+        await self.ops.start(self, self, await self._start_metrics())  # READY=1: listeners up, stores recovered
+
+    async def _listen_agents(self, backlog: int) -> None:
+        assert self.agent_server is not None
+        cfg = self.config
+        addr = cfg.local.listen_addr
+        server, names = await listen(self.agent_server.protocol_factory, addr.host, addr.port,
+                                     "LocalConfig.listenAddr", backlog=backlog)
+        self._servers.append(server)
+        self.listen_addresses += names
+        if cfg.local.unix_socket is not None:
+            self._servers.append(await listen_unix(self.agent_server.protocol_factory, cfg.local.unix_socket))
+            self.listen_addresses.append(f"unix:{cfg.local.unix_socket}")
+
+    async def _start_trunk(self, writes: WriteScheduler, verifier: Verifier, route_proofs: dict[bytes, bytes],
+                           uplinks: list[tuple[bytes, str]], trunk: derive.TrunkSettings, wall: float) -> None:
+        assert self.core is not None and self.router_entity is not None and self.revocations is not None
+        revs = self.revocations
+        for namespace, address in uplinks:
+            self.uplinks.add(Uplink(self.core, self.router_entity, namespace, address, trunk.options, wall,
+                                    revocations=revs.objects, on_revocations=revs.learn))
+        net = TrunkNet(self.core, writes, self.uplinks, self.router_entity, verifier, trunk.options,
+                       route_proofs=route_proofs, reconnect_min_s=trunk.reconnect_min_s,
+                       reconnect_max_s=trunk.reconnect_max_s, revocations=revs.objects, on_revocations=revs.learn)
+        revs.trunk = net
+        if route_proofs:
+            addr = self.config.peer.listen_addr
+            server, names = await listen(net.peer_factory, addr.host, addr.port, "PeerConfig.listenAddr")
+            self._servers.append(server)
+            self.peer_address = names[0]
+        net.start()
+        self.trunk_net = net
+        log.info("event=trunk_started designated=%s uplinks=%s peer_listen=%s",
+                 ",".join(format_id(n) for n in route_proofs) or "-",
+                 ",".join(f"{format_id(n)}@{a}" for n, a in uplinks) or "-", self.peer_address or "-")
+
+    async def _start_metrics(self) -> str:
+        mc = self.config.metrics
+        if not mc.enabled:
+            return ""
+        self.metrics_server = MetricsServer(self.ops.render_metrics)
+        try:
+            return await self.metrics_server.start(mc.listen_addr.host, mc.listen_addr.port)
+        except OSError as exc:
+            # Metrics are an aid, not the service: a port clash must not keep the router down.
+            log.warning("event=metrics_listen_failed addr=%s error=%r", mc.listen_addr, exc.strerror)
+            self.metrics_server = None
+            return ""
+
+    # ------------------------------------------------------------------ timers
+
+    def _next_deadline(self, now: float, wall: float) -> float | None:
+        assert self.core is not None and self.flusher is not None
+        deadlines = [d for d in (self.core.next_deadline(now, wall), self.flusher.next_deadline()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    async def _timer_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.core is not None and self.agent_server is not None and self.flusher is not None
+        while not self.should_exit.is_set():
+            deadline = self._next_deadline(loop.time(), time.time())
+            now = loop.time()
+            sleep = MAX_TIMER_SLEEP_S if deadline is None else min(MAX_TIMER_SLEEP_S, max(0.0, deadline - now))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.should_exit.wait(), timeout=sleep)
+            if self.should_exit.is_set():
+                return
+            now = loop.time()
+            try:
+                self.core.handle_timer(now, time.time())
+            except StorageError:
+                log.exception("event=timer_failed")
+            self.agent_server.writes.write_pending()
+            self.flusher.due(now)
+
+    # ------------------------------------------------------------------ run / shutdown
+
+    def handle_exit(self, sig: int) -> None:
+        """Signal handler: only sets flags (a second SIGINT while shutting down forces the exit)."""
+        if self.should_exit.is_set() and sig == signal.SIGINT:
+            self.force_exit = True
+            log.warning("event=forced_exit reason=%r", "second SIGINT during shutdown")
+            os._exit(FORCED_EXIT_STATUS)
+        self.should_exit.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.handle_exit, sig)
+
+    async def serve(self, ready: asyncio.Event | None = None) -> None:
+        self.install_signal_handlers()
+        try:
+            await self.startup()
+            if ready is not None:
+                ready.set()
+            await self.should_exit.wait()
+        finally:
+            await self.shutdown()
+
+    async def _stop_network(self) -> None:
+        for server in self._servers:
+            server.close()
+        if self.trunk_net is not None:
+            await self.trunk_net.stop()
+        if self.agent_server is not None:
+            self.agent_server.close_all("router shutting down")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT_S)
+        for server in self._servers:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+            self.metrics_server = None
+
+    def _close_stores(self, now: float) -> None:
+        if self.queues is not None:
+            try:
+                outcome = self.queues.close(now)
+                log.info("event=final_flush outcome=%s", outcome.value)
+            except StorageError as exc:
+                log.error("event=final_flush_failed error=%r", str(exc))
+            self.queues = None
+        if self.persist is not None:
+            try:
+                self.persist.close(now)
+            except StorageError as exc:
+                log.error("event=persist_final_flush_failed error=%r", str(exc))
+            self.persist = None
+        if self.wave_store is not None:
+            self.wave_store.close()
+            self.wave_store = None
+
+    async def shutdown(self) -> None:
+        """Stop accepting, drain, final flush, close the stores: in this order, each step bounded."""
+        log.info("event=shutting_down")
+        self.ops.stopping()
+        self.should_exit.set()
+        await self._stop_network()
+        if self.flusher is not None:
+            await self.flusher.wait_idle(SHUTDOWN_TIMEOUT_S)
+        self._close_stores(asyncio.get_running_loop().time())
+        if self.config.local.unix_socket is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.local.unix_socket)
+        await self.ops.close()
+        log.info("event=stopped")
