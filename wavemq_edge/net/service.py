@@ -23,6 +23,7 @@ from typing import Final
 
 from .. import __version__
 from ..config import Config
+from ..config.units import MIB
 from ..ops.durable_gate import DurableGateRouterCore
 from ..ops.runtime import OpsRuntime
 from ..router import RouterCore, RouterOptions
@@ -51,7 +52,6 @@ __all__ = ["RouterService", "StartupError"]
 
 log = logging.getLogger("wavemq_edge.net.service")
 
-MIB: Final = 1024 * 1024
 #: The router entity WAVEMQ creates for itself lives 30 years (reference §7.2).
 ROUTER_ENTITY_EXPIRY_S: Final = 30 * 365 * 86400
 #: How often revocations recorded in the WAVE database (``wv revoke``, ``wv import``) are picked up.
@@ -138,7 +138,8 @@ class RouterService:
                             default_to_unrevoked=cfg.wave.default_to_unrevoked)
         store_options = StoreOptions(
             path=str(cfg.queue.queue_data_store),
-            journal_dir=str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else None,
+            journal_dir=(str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None
+                         else cfg.environment.journal_dir),
             flush_interval_s=float(cfg.queue.flush_interval_s),
             flush_bytes=cfg.queue.flush_size_mb * MIB,
             max_queues=max(1024, cfg.limits.max_connections * 2),
@@ -149,7 +150,7 @@ class RouterService:
             self.queues = QueueStore.open(store_options, now, time.time())
         except (StorageError, ValueError) as exc:
             raise StartupError(f"QueueConfig.queueDataStore {cfg.queue.queue_data_store}: {exc}") from None
-        journal_dir = str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else None
+        journal_dir = str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else cfg.environment.journal_dir
         try:
             self.persist = PersistStore.open(
                 PersistOptions(path=str(cfg.routing.persist_data_store), journal_dir=journal_dir,

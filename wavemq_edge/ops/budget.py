@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..config.units import MIB
+
 __all__ = [
     "HYSTERESIS_FRACTION",
     "MIN_MARGIN_BYTES",
@@ -48,7 +50,6 @@ __all__ = [
     "plan_shed",
 ]
 
-MIB: Final = 1024 * 1024
 #: Leave a pressure only this far inside the bound (10%), so a reading hovering at the bound does not
 #: flap between "shedding" and "fine" every sample.
 HYSTERESIS_FRACTION: Final = 0.10

@@ -33,6 +33,7 @@ import psutil
 
 from .. import __version__
 from ..config import Config
+from ..config.units import MIB
 from ..router import SUBSCRIPTION_RECORDS
 from ..storage.options import DEFAULT_MAX_MAP_SIZE, StoreOptions
 from .budget import (
@@ -58,7 +59,6 @@ __all__ = ["DEBUG_STALL_ENV", "OpsRuntime", "recovery_extend_usec"]
 
 log = logging.getLogger("wavemq_edge.ops")
 
-MIB: Final = 1024 * 1024
 DEBUG_STALL_ENV: Final = "WAVEMQ_EDGE_DEBUG_STALL_S"
 #: Store queues whose id starts with this hold the router's own state (``router:subscriptions``, ...),
 #: not messages: shedding them would forget durable subscriptions, so the budget watch never does.

@@ -29,7 +29,6 @@ from .options import (
     QueueKind,
     QueueLimits,
     StoreOptions,
-    default_journal_dir,
 )
 from .persist import PersistOptions, PersistStore, QueryResult
 from .queue_store import FlushOutcome, QueueExpired, QueueStore, StoreStats
@@ -70,6 +69,5 @@ __all__ = [
     "TooManyQueuesError",
     "UnexpectedFilesError",
     "UnknownQueueError",
-    "default_journal_dir",
     "is_tmpfs",
 ]

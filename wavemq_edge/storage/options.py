@@ -1,22 +1,26 @@
 """Parameters of the storage layer: small frozen dataclasses with documented defaults.
 
-The config layer (``wavemq_edge.config``) maps ``[QueueConfig]`` and ``[RoutingConfig]`` onto these; the
-storage package does not import it. Every bound carries its unit in its name.
+The daemon shell maps ``[QueueConfig]`` and ``[RoutingConfig]`` onto these (``server/derive.py``); storage
+imports nothing of the config layer but its units. Every bound carries its unit in its name. Storage
+reads no environment variable: where the crash journal lives is a parameter (``journal_dir``), which the
+daemon resolves from its environment (``config.Environment.journal_dir``).
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
+
+from ..config.units import MIB
 
 __all__ = [
     "DEFAULT_MAP_SIZE",
     "DEFAULT_MAX_MAP_SIZE",
     "FLUSH_BYTES",
     "FLUSH_INTERVAL_S",
+    "JOURNAL_DIR_UNSET",
     "QUEUE_EXPIRY_S",
     "SUBSCRIPTION_LIMITS",
     "TRUNK_LIMITS",
@@ -24,10 +28,8 @@ __all__ = [
     "QueueKind",
     "QueueLimits",
     "StoreOptions",
-    "default_journal_dir",
 ]
 
-MIB: Final = 1024 * 1024
 _IS_64BIT: Final = struct.calcsize("P") == 8
 
 #: ``queueExpiry`` seed value (wavemq-behaviour.md §7): a subscription queue nobody consumed for this
@@ -44,6 +46,13 @@ FLUSH_BYTES: Final = 4 * MIB
 DEFAULT_MAP_SIZE: Final = (256 if _IS_64BIT else 128) * MIB
 #: The map grows by doubling on ``MapFullError`` up to this; past it the oldest backlog is shed.
 DEFAULT_MAX_MAP_SIZE: Final = (8192 if _IS_64BIT else 512) * MIB
+
+
+#: Why a store with ``journal_dir=None`` is refused at open (the message of the ``ValueError``).
+JOURNAL_DIR_UNSET: Final = (
+    "journal_dir is not set: pass the crash journal's directory (the daemon uses "
+    "config.Environment.journal_dir) or \"\" to run without a journal"
+)
 
 
 class QueueKind(str, Enum):
@@ -95,27 +104,15 @@ class DedupOptions:
     max_id_bytes: int = 64
 
 
-def default_journal_dir() -> str:
-    """``$RUNTIME_DIRECTORY`` (systemd ``RuntimeDirectory=``, a tmpfs under /run), else
-    ``$XDG_RUNTIME_DIR/wavemq-edge``, else ``/dev/shm/wavemq-edge-<uid>``. All three are tmpfs on a
-    normal Linux system, so the journal disappears on reboot, which is how a restart after a reboot is
-    told apart from a process restart (plus the boot id recorded in each journal segment)."""
-    runtime = os.environ.get("RUNTIME_DIRECTORY")
-    if runtime:
-        return runtime.split(":")[0]
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return os.path.join(xdg, "wavemq-edge")
-    return f"/dev/shm/wavemq-edge-{os.getuid()}"
-
-
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
     """Where and how a queue store (one LMDB environment) lives.
 
-    ``journal_dir``: directory of the volatile crash journal (tmpfs); ``None`` uses
-    ``default_journal_dir()``; ``""`` disables the journal (a process crash then loses up to one flush
-    window, like the original). Each store uses its own sub-directory named after the store id.
+    ``journal_dir``: directory of the volatile crash journal (tmpfs); ``""`` disables the journal (a
+    process crash then loses up to one flush window, like the original). Each store uses its own
+    sub-directory named after the store id. ``None`` means "not chosen": opening a store refuses it
+    (``JOURNAL_DIR_UNSET``), so a caller cannot lose crash safety by forgetting it; the daemon passes
+    ``config.Environment.journal_dir`` ($RUNTIME_DIRECTORY ...) when ``QueueConfig.journalDir`` is empty.
     """
 
     path: str

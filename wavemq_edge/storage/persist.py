@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
+from ..config.units import MIB
 from ..uri import matches, parse_pattern, parse_uri
 from .errors import CorruptStoreError, StorageError
 from .flush_scheduler import FlushScheduler
 from .journal import Journal, JournalReport
 from .lmdb_env import DurableEnv, StorageFullError
-from .options import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, FLUSH_BYTES, FLUSH_INTERVAL_S, MIB, default_journal_dir
+from .options import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, FLUSH_BYTES, FLUSH_INTERVAL_S, JOURNAL_DIR_UNSET
 
 __all__ = ["PersistOptions", "PersistStore", "QueryResult"]
 
@@ -101,6 +102,8 @@ class PersistStore:
     """See the module docstring. ``write_flush`` may run in a worker thread; all else on one thread."""
 
     def __init__(self, denv: DurableEnv, options: PersistOptions, now: float) -> None:
+        if options.journal_dir is None:  # before anything is written to a new store
+            raise ValueError(f"PersistOptions.{JOURNAL_DIR_UNSET}")
         self.options = options
         self._denv = denv
         self._db = denv.env.open_db(b"msg", create=True)
@@ -129,7 +132,7 @@ class PersistStore:
         self.router_id = bytes(router_id).decode("ascii")
         self._covered_gen = _U64.unpack(gen)[0] if gen is not None else 0
         self._journal: Journal | None = None
-        journal_dir = options.journal_dir if options.journal_dir is not None else default_journal_dir()
+        journal_dir = options.journal_dir
         if journal_dir:
             journal = Journal(os.path.join(journal_dir, self.store_id.hex()), "p", self.store_id)
             for body in journal.recover(self._covered_gen, self.journal_report):

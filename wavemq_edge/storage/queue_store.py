@@ -49,7 +49,7 @@ from .errors import (
 from .flush_scheduler import FlushScheduler
 from .journal import Journal, JournalReport, is_tmpfs
 from .lmdb_env import StorageFullError
-from .options import QueueKind, QueueLimits, StoreOptions, default_journal_dir
+from .options import JOURNAL_DIR_UNSET, QueueKind, QueueLimits, StoreOptions
 from .ring_queue import ACK, DropReason, QueueStats, RingQueue
 
 __all__ = ["FlushOutcome", "QueueExpired", "QueueStore", "StoreStats"]
@@ -162,6 +162,8 @@ class QueueStore:
         return now + self._offset
 
     def _recover(self, now: float) -> None:
+        if self.options.journal_dir is None:  # before the load, which may create a new store
+            raise ValueError(f"StoreOptions.{JOURNAL_DIR_UNSET}")
         loaded = self._backend.load(os.urandom(16))
         self.store_id = loaded.store_id
         self._covered_gen = loaded.covered_gen
@@ -172,8 +174,6 @@ class QueueStore:
         for msg_id, wall in loaded.dedup:
             self.dedup.window.load(msg_id, self._from_wall(wall, now), durable=True)
         journal_dir = self.options.journal_dir
-        if journal_dir is None:
-            journal_dir = default_journal_dir()
         if journal_dir:
             self.journal_on_tmpfs = is_tmpfs(journal_dir) if os.path.isdir(journal_dir) else None
             journal = Journal(os.path.join(journal_dir, self.store_id.hex()), "q", self.store_id)

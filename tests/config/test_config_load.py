@@ -1,4 +1,4 @@
-"""config.py: the seed files, defaults, case-insensitive keys, and every kind of bad input."""
+"""config/load.py: the seed files, defaults, case-insensitive keys, and every kind of bad input."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 
 from wavemq_edge.config import (
-    DEFAULT_CONFIG_TOML,
     ConfigError,
     ListenAddress,
-    default_state_dir,
     load_config,
     load_default_config,
     parse_config,
@@ -18,8 +16,8 @@ from wavemq_edge.config import (
     validate_namespace_hash,
 )
 
-DATA = Path(__file__).parent / "data"
-SEED_README = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "wavemq-README.md"
+DATA = Path(__file__).parents[1] / "data"
+SEED_README = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "wavemq-README.md"
 XBOS_NS = "GyAlyQyfJuai4MCyg6Rx9KkxnZZXWyDaIo0EXGY9-WEq6w=="
 
 
@@ -108,13 +106,6 @@ def test_embedded_default_loads(tmp_path: Path) -> None:
     c = load_default_config(tmp_path)
     assert c.source == "<embedded default>"
     assert c.queue.queue_data_store == tmp_path / "queue"
-    assert "listenAddr" in DEFAULT_CONFIG_TOML
-
-
-def test_state_dir_precedence(tmp_path: Path) -> None:
-    assert default_state_dir({"WAVEMQ_STATE_DIR": "/a", "STATE_DIRECTORY": "/b"}) == Path("/a")
-    assert default_state_dir({"STATE_DIRECTORY": "/b:/c"}) == Path("/b")
-    assert default_state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/wavemq-edge")
 
 
 @pytest.mark.parametrize(
