@@ -152,8 +152,9 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .net.service import RouterService, StartupError
     from .ops import configure_logging
+    from .server import Server as RouterService
+    from .server import StartupError
 
     try:
         config = _load(args.file, args.state_dir)
@@ -201,7 +202,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_banner(service: object) -> None:
-    from .net.service import RouterService
+    from .server import Server as RouterService
     from .wave import format_id
 
     assert isinstance(service, RouterService)
@@ -215,7 +216,7 @@ def _print_banner(service: object) -> None:
         lines.append(f"  listening:  {addr} (agents)")
     if service.peer_address:
         lines.append(f"  listening:  {service.peer_address} (peers: designated for "
-                     f"{len(service.core.designated) if service.core else 0} namespace(s))")
+                     f"{len(service.core.tiering.designated) if service.core else 0} namespace(s))")
     for peer in cfg.routing.routers:
         lines.append(f"  uplink:     {peer.namespace} -> {peer.address}")
     metrics = getattr(service.ops, "metrics_address", "")

@@ -204,8 +204,8 @@ async def _status(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace) -> int:
     from .config import load_default_config
-    from .net.service import RouterService
     from .ops import configure_logging
+    from .server import Server as RouterService
 
     configure_logging("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="wavemq-demo-"))

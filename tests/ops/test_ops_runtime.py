@@ -4,97 +4,100 @@ core, status and metrics carry uplinks when the tiering glue has them, nothing i
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from wavemq_edge.config import load_default_config
 from wavemq_edge.ops.budget import RefuseDurable, ShedOldest
-from wavemq_edge.ops.durable_gate import DurableGateRouterCore
 from wavemq_edge.ops.runtime import OpsRuntime
-from wavemq_edge.router import RouterOptions
-from wavemq_edge.storage import MemoryBackend, QueueKind, QueueLimits, QueueStore, StoreOptions
+from wavemq_edge.ops.state import FlushTimes, TrunkSummary
+from wavemq_edge.router import CoreStatus, RouterCore, RouterOptions
+from wavemq_edge.router.trunk import UplinkStats, UplinkStatus
+from wavemq_edge.storage import DropReason, MemoryBackend, QueueKind, QueueLimits, QueueStats, QueueStore, StoreOptions
 from wavemq_edge.wave import Verifier
 
 
-@dataclass
-class FakeStats:
-    flush_seconds_total: float = 0.25
-    flush_seconds_last: float = 0.01
-    flush_seconds_max: float = 0.1
-    flush_started: float | None = None
+class FakeServer:
+    """The server as ops sees it (``ServerState`` and ``ServerControls``), over a real core on a memory
+    store."""
 
+    def __init__(self, with_uplink: bool = False) -> None:
+        self.queues = QueueStore(MemoryBackend(), StoreOptions(path="mem", journal_dir=""), 0.0, 1.7e9)
+        self.core = RouterCore(router_id=b"R" * 36, queues=self.queues, verifier=Verifier(),
+                               options=RouterOptions(subscription_limits=QueueLimits(1000, 1 << 20, 86400)),
+                               now=0.0, wall=1.7e9)
+        self.queues.create_queue("sub:big", QueueKind.SUBSCRIPTION, QueueLimits(1000, 1 << 20, 86400), 0.0)
+        for _ in range(10):
+            self.queues.append("sub:big", b"x" * 100, 0.0)
+        self.flush_times = FlushTimes(total_s=0.25, last_s=0.01, max_s=0.1)
+        self.flushes_requested = 0
+        self.uplinks: tuple[UplinkStatus, ...] = ()
+        if with_uplink:
+            stats = UplinkStats(state="up", since=1, rtt_ms=12.5, reconnects=2)
+            self.uplinks = (UplinkStatus("abcdefghijkl", "dr:4515", stats, 7),)
 
-class FakeTrunk:
-    def status(self) -> dict[str, object]:
-        return {"uplinks": [{"namespace": "abcdefghijkl", "address": "dr:4515", "state": "up", "since": 1,
-                             "backlog": 7, "rtt_ms": 12.5, "reconnects": 2}]}
+    def core_status(self, now: float) -> CoreStatus:
+        return self.core.status(now)
 
+    def queue_stats(self) -> list[QueueStats]:
+        return [self.queues.stats(q) for q in self.queues.queue_ids()]
 
-@dataclass
-class FakeService:
-    core: DurableGateRouterCore
-    queues: QueueStore
-    stats: FakeStats = field(default_factory=FakeStats)
-    trunk: FakeTrunk | None = None
-    flushes_requested: int = 0
+    def agent_connections(self) -> int:
+        return 0
+
+    def trunk(self) -> TrunkSummary | None:
+        return TrunkSummary(self.uplinks, 0, ()) if self.uplinks else None
 
     def request_flush(self) -> bool:
         self.flushes_requested += 1
         return True
 
+    def shed_oldest(self, queue_id: str, max_bytes: int) -> int:
+        return self.queues.shed_oldest(queue_id, max_bytes=max_bytes, reason=DropReason.BUDGET)
 
-def service() -> FakeService:
-    queues = QueueStore(MemoryBackend(), StoreOptions(path="mem", journal_dir=""), 0.0, 1.7e9)
-    core = DurableGateRouterCore(router_id=b"R" * 36, queues=queues, verifier=Verifier(),
-                                 options=RouterOptions(subscription_limits=QueueLimits(1000, 1 << 20, 86400)),
-                                 now=0.0, wall_offset=1.7e9)
-    queues.create_queue("sub:big", QueueKind.SUBSCRIPTION, QueueLimits(1000, 1 << 20, 86400), 0.0)
-    for _ in range(10):
-        queues.append("sub:big", b"x" * 100, 0.0)
-    return FakeService(core, queues)
+    def refuse_new_durable(self, reason: str | None) -> None:
+        self.core.refuse_new_durable(reason)
 
 
-def runtime(tmp_path: Path, svc: FakeService) -> OpsRuntime:
+def runtime(tmp_path: Path, svc: FakeServer) -> OpsRuntime:
     ops = OpsRuntime(load_default_config(tmp_path), env={})
-    ops._service = svc  # type: ignore[assignment]
+    ops._state = svc
+    ops._controls = svc
     return ops
 
 
 def test_actions_reach_store_and_core(tmp_path: Path) -> None:
-    svc = service()
+    svc = FakeServer()
     ops = runtime(tmp_path, svc)
-    ops.apply([ShedOldest("sub:big", 450), ShedOldest("router:subscriptions", 10), RefuseDurable(True, "disk low")])
+    ops.apply([ShedOldest("sub:big", 450), RefuseDurable(True, "disk low")])
     assert svc.queues.stats("sub:big").drops["budget"] == 5 and svc.queues.stats("sub:big").depth == 5
     assert ops.shed_items == 5 and svc.flushes_requested == 1
-    assert svc.core.refuse_durable_reason == "disk low"
+    assert svc.core.status(0.0).refusing_durable == "disk low"
     ops.apply([RefuseDurable(False, "ok")])
-    assert svc.core.refuse_durable_reason is None
+    assert svc.core.status(0.0).refusing_durable is None
 
 
 def test_router_queues_are_never_offered_for_shedding(tmp_path: Path) -> None:
-    svc = service()
+    svc = FakeServer()
     ops = runtime(tmp_path, svc)
-    ids = [u.queue_id for u in ops._queue_usage(svc.queues)]
+    ids = [u.queue_id for u in ops._queue_usage()]
     assert ids == ["sub:big"] and "router:subscriptions" in svc.queues.queue_ids()
 
 
-def test_status_line_status_extra_and_metrics_with_uplinks(tmp_path: Path) -> None:
-    svc = service()
-    svc.trunk = FakeTrunk()
+def test_status_line_reply_and_metrics_render_one_snapshot(tmp_path: Path) -> None:
+    svc = FakeServer(with_uplink=True)
     ops = runtime(tmp_path, svc)
     ops.last_reading = ops.sample(0.0)
-    line = ops.status_line()
+
+    async def render() -> tuple[str, dict[str, object], str]:
+        return ops.status_line(), ops.status_reply(0.0), ops.render_metrics()
+
+    line, status, text = asyncio.run(render())
     assert "0 agents" in line and "10 queued" in line and "uplink abcdefgh up backlog 7" in line
-    extra = ops.status_extra(0.0)
-    assert extra["flush_write_us"] == {"total": 250000, "last": 10000, "max": 100000}
-    assert extra["queue_detail"][0]["id"] == "sub:big"  # type: ignore[index]
-
-    async def scrape() -> str:
-        return ops.render_metrics()
-
-    text = asyncio.run(scrape())
+    assert status["flush_write_us"] == {"total": 250000, "last": 10000, "max": 100000}
+    assert status["queue_detail"][0]["id"] == "sub:big"  # type: ignore[index]
+    assert status["uplinks"][0]["backlog"] == 7  # type: ignore[index]
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     assert fams["wavemq_edge_uplink_up"].samples[0].value == 1
     assert fams["wavemq_edge_uplink_backlog_items"].samples[0].value == 7

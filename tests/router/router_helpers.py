@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from wavemq_edge.router import AgentSession, RouterCore, RouterOptions
 from wavemq_edge.storage import MemoryBackend, QueueLimits, QueueStore, StoreOptions
@@ -81,11 +82,12 @@ def new_world() -> World:
 
 
 def make_core(options: RouterOptions | None = None, backend: MemoryBackend | None = None,
-              persist: MemoryPersist | None = None) -> RouterCore:
+              persist: MemoryPersist | None = None, router_id: bytes = b"R" * 36, **tiering: Any) -> RouterCore:
+    """A core on a memory store at ``T0``; ``tiering``: ``designated``, ``trunked`` and ``hooks``."""
     queues = QueueStore(backend or MemoryBackend(), StoreOptions(path="mem", journal_dir=""), 0.0, T0)
     opts = options or RouterOptions(subscription_limits=QueueLimits(1000, 1 << 20, 86400), inflight_window=4)
-    return RouterCore(router_id=b"R" * 36, queues=queues, verifier=Verifier(), options=opts, now=0.0,
-                      wall_offset=T0, persist=persist if persist is not None else MemoryPersist())
+    return RouterCore(router_id=router_id, queues=queues, verifier=Verifier(), options=opts, now=0.0,
+                      wall=T0, persist=persist if persist is not None else MemoryPersist(), **tiering)
 
 
 class Agent:
@@ -107,11 +109,11 @@ class Agent:
             assert self.recv()[0].type is FrameType.WELCOME
 
     def send(self, kind: FrameType, *fields: object, now: float = 0.0) -> None:
-        self.session.receive_bytes(encode_frame(kind, *fields), now)
+        self.session.receive_bytes(encode_frame(kind, *fields), now, T0 + now)
         self.core.service()
 
     def send_raw(self, data: bytes, now: float = 0.0) -> None:
-        self.session.receive_bytes(data, now)
+        self.session.receive_bytes(data, now, T0 + now)
         self.core.service()
 
     def recv(self) -> list[Frame]:

@@ -221,7 +221,7 @@ def test_revoked_grant_refuses_publish_and_ends_subscriptions(world: World) -> N
     subscribe(b, world, "v/*", "v")
     att = world.store.attestations_by_subject(sub.id)[0]
     rev = revoke_attestation(world.ns, att)
-    assert core.add_revocation(rev, 1.0) == 1
+    assert core.add_revocation(rev, 1.0, T0 + 1.0) == 1
     end = b.recv()[-1]
     assert end.type is FrameType.SUB_END and end.fields[1] == ErrorCode.SUBSCRIPTION_ENDED
     assert "revoked" in str(end.fields[2])
@@ -234,9 +234,9 @@ def test_subscription_ends_when_its_expiry_passes(world: World) -> None:
     sub = world.entity()
     b = Agent(core, sub)
     subscribe(b, world, "x", "short", expiry_s=60)
-    deadline = core.next_deadline()
+    deadline = core.next_deadline(0.0, T0)
     assert deadline is not None and deadline == pytest.approx(60.0, abs=1.0)
-    core.handle_timer(61.0)
+    core.handle_timer(61.0, T0 + 61.0)
     end = b.recv()[-1]
     assert end.type is FrameType.SUB_END and "expired" in str(end.fields[2])
 

@@ -7,7 +7,7 @@ from router_helpers import T0, YEAR, Agent, World, make_core
 
 from wavemq_edge.router import RouterCore, RouterOptions
 from wavemq_edge.router.channel import ChannelError, ChannelRole, SecureChannel
-from wavemq_edge.router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession
+from wavemq_edge.router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession, UplinkSet
 from wavemq_edge.storage import MemoryBackend, QueueLimits
 from wavemq_edge.wave import (
     PSET_WAVEMQ,
@@ -42,19 +42,16 @@ class Tier:
         self.site_entity = world.entity(grants=None)
         self.proof = route_proof(world, self.dr_entity)
         opts = RouterOptions(subscription_limits=QueueLimits(100_000, 1 << 26, 86400), inflight_window=256)
-        self.dr = make_core(options=opts, backend=MemoryBackend())
-        self.dr.router_id = self.dr_entity.id
-        self.dr.designated.add(world.ns.id)
-        self.site = make_core(options=opts, backend=MemoryBackend())
-        self.site.router_id = self.site_entity.id
+        self.dr = make_core(options=opts, backend=MemoryBackend(), router_id=self.dr_entity.id,
+                            designated=frozenset({world.ns.id}))
+        uplinks = UplinkSet()
+        self.site = make_core(options=opts, backend=MemoryBackend(), router_id=self.site_entity.id,
+                              trunked={world.ns.id: QueueLimits(100_000, 1 << 26, 86400)}, hooks=uplinks)
         self.options = TrunkOptions(window=window)
-        self.uplink = Uplink(self.site, self.site_entity, world.ns.id, "dr:4515", QueueLimits(100_000, 1 << 26, 86400),
-                             self.options, 0.0)
-        self.site.on_subscription = self.uplink.subscription_changed
-        self.site.query_forwarder = lambda ns: self.uplink.forwarder() if ns == world.ns.id else None
+        self.uplink = Uplink(self.site, self.site_entity, world.ns.id, "dr:4515", self.options, T0)
+        uplinks.add(self.uplink)
         self.up: UplinkSession | None = None
         self.peer: PeerSession | None = None
-        self.site.on_trunk_append = lambda ns, seq, msg: self.up.offer_live(seq, msg) if self.up else None
 
     def connect(self, now: float = 0.0, pump: bool = True) -> None:
         self.up = self.uplink.new_session(Verifier(), now)
@@ -65,24 +62,24 @@ class Tier:
     def cut(self, now: float = 0.0) -> None:
         assert self.peer is not None
         self.peer.connection_lost(now)
-        self.uplink.session_closed(now)
+        self.uplink.session_closed(now, T0 + now)
         self.up = self.peer = None
 
     def pump(self, now: float = 0.0) -> None:
         """Move bytes both ways until quiet."""
         for _ in range(100):
             assert self.up is not None and self.peer is not None
-            self.up.pump(now)
+            self.up.prepare_output(now)
             self.dr.service()
             self.site.service()
-            self.peer.flush_deliveries()
+            self.peer.prepare_output(now)
             a, b = self.up.bytes_to_send(), self.peer.bytes_to_send()
             if not a and not b:
                 return
             if a:
-                self.peer.receive_bytes(a, now)
+                self.peer.receive_bytes(a, now, T0 + now)
             if b:
-                self.up.receive_bytes(b, now)
+                self.up.receive_bytes(b, now, T0 + now)
 
 
 def publish(agent: Agent, world: World, uri: str, text: str, router: RouterCore) -> None:
@@ -147,9 +144,9 @@ def test_outage_backlog_is_resent_and_duplicates_dropped(world: World) -> None:
     t.connect(pump=False)
     # handshake, then the first batches reach the DR but its acks are lost (cut): the DR sees resends
     assert t.up is not None and t.peer is not None
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)  # hello
-    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0)  # accept -> auth + first batches
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # hello
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # accept -> auth + first batches
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     assert t.peer.received == 8
     t.peer.bytes_to_send()  # the acks are lost
     t.cut()
@@ -209,25 +206,25 @@ def test_channel_failures(world: World, case: str) -> None:
         proofs = {world.ns.id: route_proof(world, dr, resource="a/*")}
     elif case == "expired":
         proofs = {world.ns.id: route_proof(world, dr, expiry_s=10)}
-    i = SecureChannel(ChannelRole.INITIATOR, site, verifier=verifier, now_wall=T0 + 100, max_frame_bytes=1 << 18,
+    i = SecureChannel(ChannelRole.INITIATOR, site, verifier=verifier, max_frame_bytes=1 << 18,
                       namespace=world.ns.id)
     r_me = world.entity(grants=None) if case == "wrong-key" else dr
-    r = SecureChannel(ChannelRole.RESPONDER, r_me, verifier=Verifier(), now_wall=T0 + 100, max_frame_bytes=1 << 18,
+    r = SecureChannel(ChannelRole.RESPONDER, r_me, verifier=Verifier(), max_frame_bytes=1 << 18,
                       route_proofs=proofs)
     if case == "replayed-transcript":
         # a DR answer recorded from another channel (other ephemeral keys) is replayed to this one
-        i_other = SecureChannel(ChannelRole.INITIATOR, site, verifier=verifier, now_wall=T0 + 100,
+        i_other = SecureChannel(ChannelRole.INITIATOR, site, verifier=verifier,
                                 max_frame_bytes=1 << 18, namespace=world.ns.id)
-        r.receive_bytes(i_other.bytes_to_send())
+        r.receive_bytes(i_other.bytes_to_send(), T0 + 100)
         accept = r.bytes_to_send()
         i.bytes_to_send()
         with pytest.raises(ChannelError) as info:
-            i.receive_bytes(accept)
+            i.receive_bytes(accept, T0 + 100)
         assert info.value.reason == "bad-signature"
         return
-    r.receive_bytes(i.bytes_to_send())
+    r.receive_bytes(i.bytes_to_send(), T0 + 100)
     with pytest.raises(ChannelError) as info:
-        i.receive_bytes(r.bytes_to_send())
+        i.receive_bytes(r.bytes_to_send(), T0 + 100)
     expected = {"wrong-key": "route-proof", "other-namespace": "route-proof", "sub-resource": "route-proof",
                 "expired": "route-proof"}[case]
     assert info.value.reason == expected, str(info.value)
@@ -235,18 +232,18 @@ def test_channel_failures(world: World, case: str) -> None:
 
 def test_site_with_a_forged_signature_is_refused(world: World) -> None:
     dr, site, impostor = world.entity(grants=None), world.entity(grants=None), world.entity(grants=None)
-    i = SecureChannel(ChannelRole.INITIATOR, site, verifier=Verifier(), now_wall=T0, max_frame_bytes=1 << 18,
+    i = SecureChannel(ChannelRole.INITIATOR, site, verifier=Verifier(), max_frame_bytes=1 << 18,
                       namespace=world.ns.id)
-    r = SecureChannel(ChannelRole.RESPONDER, dr, verifier=Verifier(), now_wall=T0, max_frame_bytes=1 << 18,
+    r = SecureChannel(ChannelRole.RESPONDER, dr, verifier=Verifier(), max_frame_bytes=1 << 18,
                       route_proofs={world.ns.id: route_proof(world, dr)})
-    r.receive_bytes(i.bytes_to_send())
-    i.receive_bytes(r.bytes_to_send())
+    r.receive_bytes(i.bytes_to_send(), T0)
+    i.receive_bytes(r.bytes_to_send(), T0)
     auth = bytearray(i.bytes_to_send())
     # swap the site entity for the impostor's: the signature no longer matches
     idx = auth.find(site.entity.raw)
     auth[idx : idx + len(site.entity.raw)] = impostor.entity.raw
     with pytest.raises(ChannelError) as info:
-        r.receive_bytes(bytes(auth))
+        r.receive_bytes(bytes(auth), T0)
     assert info.value.reason == "bad-signature"
 
 
@@ -257,7 +254,7 @@ def test_tampered_record_ends_the_channel(world: World) -> None:
     t.up.channel.send(FrameType.PING, 1)
     data = bytearray(t.up.bytes_to_send())
     data[-1] ^= 1
-    t.peer.receive_bytes(bytes(data), 0.0)
+    t.peer.receive_bytes(bytes(data), 0.0, T0)
     assert t.peer.closing and "bad-record" in t.peer.close_reason
 
 
@@ -293,15 +290,15 @@ def test_wire_bytes_per_message(world: World) -> None:
         pub.request(FrameType.PUBLISH, m.raw)
     total = 0
     for _ in range(100):
-        t.up.pump(0.0)
+        t.up.prepare_output(0.0)
         a, b = t.up.bytes_to_send(), t.peer.bytes_to_send()
         total += len(a) + len(b)
         if not a and not b:
             break
         if a:
-            t.peer.receive_bytes(a, 0.0)
+            t.peer.receive_bytes(a, 0.0, T0)
         if b:
-            t.up.receive_bytes(b, 0.0)
+            t.up.receive_bytes(b, 0.0, T0)
     per_message = total / n
     assert t.uplink.backlog() == 0
     print(f"trunk bytes per message, both directions: {per_message:.1f}")
@@ -317,11 +314,11 @@ def test_live_lane_overtakes_a_backlog_without_breaking_any_publishers_order(wor
         publish(backlogged, world, f"b/{i}", f"b{i}", t.site)
     t.connect(pump=False)
     assert t.up is not None and t.peer is not None
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)
-    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0)  # open: the first window of the backlog goes out
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # open: the first window of the backlog goes out
     publish(live, world, "l/1", "live1", t.site)  # nothing of this publisher is queued: live lane
     publish(backlogged, world, "b/40", "b40", t.site)  # this one waits behind its own backlog
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0)
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     t.dr.service()
     first = texts(dr_sub)
     # live1 arrived while most of the backlog (40 messages, window 8) was still at the site

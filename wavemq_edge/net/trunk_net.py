@@ -125,7 +125,8 @@ class UplinkProtocol(_TrunkProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         session = self.uplink_session
         if session.close_reason == "":
-            session.close(f"connection lost: {exc}" if exc is not None else "connection closed by the designated router")
+            session.close(f"connection lost: {exc}" if exc is not None
+                          else "connection closed by the designated router")
         self.uplink.session_closed(asyncio.get_running_loop().time(), time.time())
         self.net.writes.write_pending()
         self._disarm()

@@ -5,7 +5,8 @@ this module reads psutil and the clock, sends datagrams and runs three small asy
 The server (``server/shell.py``) calls, in order: ``extend_startup`` before opening the stores,
 ``start`` once the listeners are up (with the server's read-only ``ServerState`` and its
 ``ServerControls``; it sends ``READY=1``), ``stopping`` first thing in shutdown (``STOPPING=1``) and
-``close`` last. Status and metrics are rendered from one ``StatusSnapshot`` (``status.py``). Everything here is best effort: a failure to sample or to notify
+``close`` last. Status and metrics are rendered from one ``StatusSnapshot`` (``status.py``).
+Everything here is best effort: a failure to sample or to notify
 is logged (rate-limited) and never stops the router.
 
 Test hook: with ``WAVEMQ_EDGE_DEBUG_STALL_S=<seconds>`` in the environment, ``SIGUSR2`` blocks the event
@@ -31,7 +32,6 @@ from typing import Final
 
 import psutil
 
-from .. import __version__
 from ..config import Config
 from ..config.units import MIB
 from ..router import SUBSCRIPTION_RECORDS

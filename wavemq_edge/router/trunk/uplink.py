@@ -16,8 +16,18 @@ from ..errors import ErrorCode
 from ..hooks import QueryForwarder, QueryReply, SubscriptionChange
 from ..subscription import RouterSubscription
 from ..tiering import trunk_queue_id
-from .end import BATCH_BYTES, BATCH_MESSAGES, TrunkEnd, TrunkOptions, TrunkViolation, as_bytes, as_int, \
-    as_int_list, fields, source_of
+from .end import (
+    BATCH_BYTES,
+    BATCH_MESSAGES,
+    TrunkEnd,
+    TrunkOptions,
+    TrunkViolation,
+    as_bytes,
+    as_int,
+    as_int_list,
+    fields,
+    source_of,
+)
 
 __all__ = ["Uplink", "UplinkSession", "UplinkSet", "UplinkStats", "UplinkStatus"]
 
