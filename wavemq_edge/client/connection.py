@@ -31,10 +31,8 @@ from typing import Final, TypeVar
 from ..uri import parse_pattern
 from ..wave import (
     EntitySecret,
-    Proof,
     WaveError,
     load_entity_secret,
-    load_object,
     object_id,
     sign_message,
     sign_query,
@@ -56,8 +54,8 @@ from .events import (
     Subscribed,
     SubscriptionClosed,
 )
-from .messages import ReceivedMessage, Subscription, resolve_namespace
-from .proofs import ProofFinder
+from .messages import PublishStamps, ReceivedMessage, Subscription, payload_objects, resolve_namespace
+from .proofs import ProofFinder, load_proofs
 from .protocol import ClientProtocol, ClientState
 
 __all__ = ["BACKOFF_MAX_S", "BACKOFF_MIN_S", "CONNECT_TIMEOUT_S", "DEFAULT_ROUTER", "READ_BYTES", "Client"]
@@ -110,8 +108,7 @@ class Client:
         self._fatal: ClientError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self.reconnects = 0
-        self._last_publish_ms = 0
-        self._publish_seq = 0
+        self._stamps = PublishStamps()
         self.last_query_source = ""
 
     # ------------------------------------------------------------------ connect / close
@@ -121,16 +118,7 @@ class Client:
                       passphrase: str | None = None, proofs: Sequence[str | os.PathLike[str] | bytes] = (),
                       wave_db: str | os.PathLike[str] | None = None, reconnect: bool = True) -> Client:
         secret = entity if isinstance(entity, EntitySecret) else load_entity_secret(entity, passphrase)
-        proof_bytes: list[bytes] = []
-        for p in proofs:
-            if isinstance(p, bytes):
-                proof_bytes.append(p)
-            else:
-                obj = load_object(p)
-                if not isinstance(obj, Proof):
-                    raise ClientError(f"{p}: expected a proof file (wv rtprove), found a {type(obj).__name__}")
-                proof_bytes.append(obj.raw)
-        client = cls(router, secret, proofs=proof_bytes, wave_db=wave_db, reconnect=reconnect)
+        client = cls(router, secret, proofs=load_proofs(proofs), wave_db=wave_db, reconnect=reconnect)
         await client._open()
         return client
 
@@ -416,32 +404,14 @@ class Client:
                       payload: bytes | str | Sequence[tuple[str, bytes]], *, persist: bool = False) -> str:
         """Publish; returns "accepted" (or "duplicate" for a resend the router already had)."""
         ns = resolve_namespace(namespace)
-        if isinstance(payload, str):
-            objects: list[tuple[str, bytes]] = [("text/plain", payload.encode("utf-8"))]
-        elif isinstance(payload, (bytes, bytearray)):
-            objects = [("application/octet-stream", bytes(payload))]
-        else:
-            objects = list(payload)
+        objects = payload_objects(payload)
         proof = self._proof_for(ns, "publish", uri)
         proof_id = await self._ensure_proof(proof)
-        now, seq = self._next_stamp()
+        now, seq = self._stamps.next(time.time())
         msg = sign_message(self.entity, namespace=ns, uri=uri, payload=objects, proof_id=proof_id,
                            now=now, origin_router=self.router_id, persist=persist, seq=seq)
         reply = await self._request(Accepted, FrameType.PUBLISH, msg.raw, resend=True)
         return str(reply.detail)
-
-    def _next_stamp(self) -> tuple[float, int]:
-        """(timestamp, seq) for the next publish. The message id derives from the signed content, so two
-        identical payloads published to one URI within the same millisecond would be one message to the
-        router's duplicate filter; ``seq`` counts publishes within a millisecond and tells them apart."""
-        now = time.time()
-        ms = int(now * 1000)
-        if ms == self._last_publish_ms:
-            self._publish_seq += 1
-        else:
-            self._last_publish_ms = ms
-            self._publish_seq = 0
-        return now, self._publish_seq
 
     def subscribe(self, namespace: str | bytes | os.PathLike[str], pattern: str, identifier: str | None = None, *,
                   auto_ack: bool = True) -> Subscription:

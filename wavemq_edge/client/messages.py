@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -15,7 +15,7 @@ from .errors import ClientError
 if TYPE_CHECKING:
     from .connection import Client
 
-__all__ = ["ReceivedMessage", "Subscription", "resolve_namespace"]
+__all__ = ["PublishStamps", "ReceivedMessage", "Subscription", "payload_objects", "resolve_namespace"]
 
 
 def resolve_namespace(namespace: str | bytes | os.PathLike[str]) -> bytes:
@@ -29,6 +29,34 @@ def resolve_namespace(namespace: str | bytes | os.PathLike[str]) -> bytes:
         return load_entity(text).id
     except (WaveError, OSError) as exc:
         raise ClientError(f"namespace {text!r}: not a namespace hash and not a readable entity file ({exc})") from None
+
+
+def payload_objects(payload: bytes | str | Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """What ``publish`` takes, as (content type, bytes) objects: text, bytes, or the objects themselves."""
+    if isinstance(payload, str):
+        return [("text/plain", payload.encode("utf-8"))]
+    if isinstance(payload, (bytes, bytearray)):
+        return [("application/octet-stream", bytes(payload))]
+    return list(payload)
+
+
+class PublishStamps:
+    """(timestamp, seq) for each publish. The message id derives from the signed content, so two
+    identical payloads published to one URI within the same millisecond would be one message to the
+    router's duplicate filter; ``seq`` counts publishes within a millisecond and tells them apart."""
+
+    def __init__(self) -> None:
+        self._last_ms = 0
+        self._seq = 0
+
+    def next(self, now: float) -> tuple[float, int]:
+        ms = int(now * 1000)
+        if ms == self._last_ms:
+            self._seq += 1
+        else:
+            self._last_ms = ms
+            self._seq = 0
+        return now, self._seq
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,30 @@ from ..wave import (
     build_proof,
     default_database_path,
     format_id,
+    load_object,
     verify_proof,
 )
 from .errors import ClientError
 
-__all__ = ["ProofFinder"]
+__all__ = ["ProofFinder", "load_proofs"]
 
 #: Proofs remembered by (namespace, permission, resource). A service asks for a handful; past this
 #: the cache starts over rather than grow with every distinct URI a publisher uses.
 MAX_CACHED_PROOFS: Final = 256
+
+
+def load_proofs(proofs: Sequence[str | os.PathLike[str] | bytes]) -> list[bytes]:
+    """Proofs given as bytes or as proof files (``wv rtprove``)."""
+    out: list[bytes] = []
+    for p in proofs:
+        if isinstance(p, bytes):
+            out.append(p)
+            continue
+        obj = load_object(p)
+        if not isinstance(obj, Proof):
+            raise ClientError(f"{p}: expected a proof file (wv rtprove), found a {type(obj).__name__}")
+        out.append(obj.raw)
+    return out
 
 
 class ProofFinder:
