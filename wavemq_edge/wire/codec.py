@@ -32,6 +32,7 @@ from .errors import LocalWireError, RemoteWireError
 from .frames import CloseCode, Frame, FrameType
 
 __all__ = [
+    "AGENT_MAX_FRAME_BYTES",
     "DEFAULT_MAX_FRAME_BYTES",
     "LENGTH_PREFIX_BYTES",
     "MAX_DEPTH",
@@ -52,6 +53,12 @@ _PREFIX: Final = struct.Struct(">I")
 #: connections each holding a partial maximal frame stay within 256 MiB. Configurable
 #: (``LimitsConfig.maxFrameBytes``).
 DEFAULT_MAX_FRAME_BYTES: Final = 256 * 1024
+
+#: The bound an agent (``wavemq_edge.client``) puts on frames both ways: 16 MiB. An agent does not know
+#: the router's configured ``maxFrameBytes`` (1 KiB to 64 MiB, default 256 KiB) before HELLO, and the
+#: router enforces its own bound anyway, so this one only caps what one agent connection may buffer for
+#: a runaway peer: 64 times the router's default frame, and far above any message a service publishes.
+AGENT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 
 #: Deepest nesting of arrays/maps we accept. Our frames nest at most 4 deep; 16 leaves room and stops
 #: recursion-depth attacks.

@@ -1,16 +1,19 @@
-"""Frame types and close codes: the registry of what may travel in a frame.
+"""Frame types: the registry of what may travel in a frame.
 
 A frame is ``u32 big-endian length || one CBOR item``; the item is an array whose first element is the
 frame type (``FrameType``) followed by positional fields. Integer tags, no string keys: the fields of
 each type are documented where the type is defined, and the README lists them.
 
-Only the types the codec itself needs live here so far; the agent and peer protocols add theirs.
+The numbered codes that travel in ``ERROR``, ``REFUSED`` and ``SUB_END`` frames live in ``codes.py``;
+``CloseCode`` is re-exported here because the codec's callers have always imported it from here.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 from typing import NamedTuple
+
+from .codes import CloseCode
 
 __all__ = ["CloseCode", "Frame", "FrameType"]
 
@@ -41,7 +44,7 @@ class FrameType(IntEnum):
     #: router -> agent: ``[OK, req, detail]``: the request succeeded (detail depends on the request).
     OK = 21
     #: router -> agent: ``[REFUSED, req, code: int, reason: str]``: the request failed; the connection
-    #: stays open. ``code`` is a ``router.ErrorCode``.
+    #: stays open. ``code`` is a ``wire.ErrorCode``.
     REFUSED = 22
     #: agent -> router: ``[SUBSCRIBE, req, subscribe: bytes, ephemeral: bool]``; ephemeral
     #: subscriptions end when the last connection attached to them closes.
@@ -103,30 +106,6 @@ class FrameType(IntEnum):
     T_REVOKE = 92
     #: DR -> site: ``[T_OK, req]`` (unsubscribe done).
     T_OK = 93
-
-
-class CloseCode(IntEnum):
-    """Why a connection (or request) failed. Numbers are stable: clients match on them."""
-
-    NORMAL = 0
-    #: the length prefix announced a frame over ``max_frame_bytes``.
-    FRAME_TOO_LARGE = 400
-    #: the frame body is not exactly one well-formed CBOR item of the allowed types.
-    MALFORMED_FRAME = 401
-    #: the CBOR item is not an array starting with a known frame type.
-    UNKNOWN_FRAME_TYPE = 402
-    #: a frame of a known type with fields of the wrong number or type.
-    BAD_FIELDS = 403
-    #: a frame that is not allowed in the connection's current state.
-    PROTOCOL_VIOLATION = 404
-    #: the peer stopped sending mid-frame or mid-handshake for too long.
-    TIMEOUT = 408
-    #: a configured bound was reached (connections, subscriptions, ...).
-    LIMIT_EXCEEDED = 429
-    #: the router is shutting down.
-    GOING_AWAY = 503
-    #: an unexpected internal error; the router logged it.
-    INTERNAL_ERROR = 500
 
 
 class Frame(NamedTuple):
