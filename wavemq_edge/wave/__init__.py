@@ -1,8 +1,8 @@
 """WAVE-lite: entities, grants, proofs, verification and revocation on libsodium (reference §7).
 
-Sans-I/O except :mod:`.store` (LMDB) and :mod:`.cli` (the ``wv`` command): nothing here imports asyncio
-or socket or reads a clock; time-dependent calls take ``now`` in seconds since the epoch. See
-``README.md`` in this directory for the API the router uses and the format decisions.
+Sans-I/O except :mod:`.store` (LMDB) and :mod:`.files` (the ``wv`` command is :mod:`wavemq_edge.cli.wv`):
+nothing here imports asyncio or socket or reads a clock; time-dependent calls take ``now`` in seconds since
+the epoch. See ``README.md`` in this directory for the API the router uses and the format decisions.
 """
 
 from __future__ import annotations

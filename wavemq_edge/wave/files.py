@@ -1,6 +1,6 @@
 """Reading and writing WAVE-lite files: armored (or raw CBOR) entities, secrets, grants, proofs, revocations.
 
-The only module besides :mod:`.store` and :mod:`.cli` that touches the file system. Secret files are
+The only module besides :mod:`.store` that touches the file system. Secret files are
 created with ``O_CREAT | O_EXCL`` and mode 0600, so an existing file is never overwritten and a secret
 is never readable by others, even briefly.
 """

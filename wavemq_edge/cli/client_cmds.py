@@ -1,7 +1,11 @@
 """The client subcommands of ``wavemq-edge``: pub, sub, query, unsub, status, demo.
 
-Every failure is one line on stderr and a non-zero exit: 1 for a refused request or a lost router,
-2 for bad arguments (a missing entity, an unreadable file, a bad URI).
+Every failure is one line on stderr and a non-zero exit (:class:`.exit_codes.ExitCode`): 1 for a
+refused request or a lost router, 2 for bad arguments (a missing entity, an unreadable file, a bad URI).
+
+Environment: ``WAVEMQ_ROUTER`` (the router's address when ``--router`` is not given) and
+``WAVEMQ_ENTITY`` (the entity secret file when ``--entity`` is not given; ``status`` uses it too, else a
+throwaway entity).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from .client import DEFAULT_ROUTER, Client, ClientError, ReceivedMessage, SubscriptionEnded, resolve_namespace
-from .uri import UriError, parse_pattern, parse_uri
-from .wave import (
+from ..client import DEFAULT_ROUTER, Client, ClientError, ReceivedMessage, SubscriptionEnded, resolve_namespace
+from ..uri import UriError, parse_pattern, parse_uri
+from ..wave import (
     PSET_WAVEMQ,
     Statement,
     WaveError,
@@ -33,12 +37,10 @@ from .wave import (
     format_id,
     save_entity_secret,
 )
+from .exit_codes import ExitCode
 
 __all__ = ["run_client_command"]
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
 #: How long a client command waits for the router before giving up.
 CLIENT_TIMEOUT_S: Final = 15.0
 
@@ -90,7 +92,7 @@ def _print_message(msg: ReceivedMessage, as_json: bool) -> None:
     sys.stdout.flush()
 
 
-async def _pub(args: argparse.Namespace) -> int:
+async def _pub(args: argparse.Namespace) -> ExitCode:
     try:
         parse_uri(args.uri)
     except UriError as exc:
@@ -105,10 +107,10 @@ async def _pub(args: argparse.Namespace) -> int:
         await client.close()
     if result == "duplicate":
         print("wavemq-edge: the router already had this message", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-async def _sub(args: argparse.Namespace) -> int:
+async def _sub(args: argparse.Namespace) -> ExitCode:
     try:
         parse_pattern(args.pattern)
     except UriError as exc:
@@ -149,10 +151,10 @@ async def _sub(args: argparse.Namespace) -> int:
         with contextlib.suppress(ClientError, OSError):
             await sub.close()
         await client.close()
-    return EXIT_OK
+    return ExitCode.OK
 
 
-async def _query(args: argparse.Namespace) -> int:
+async def _query(args: argparse.Namespace) -> ExitCode:
     try:
         parse_pattern(args.pattern)
     except UriError as exc:
@@ -167,20 +169,20 @@ async def _query(args: argparse.Namespace) -> int:
         _print_message(msg, args.json)
     where = "the designated router" if client.last_query_source == "designated" else "this router's store"
     print(f"# {len(messages)} message(s), answered by {where}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-async def _unsub(args: argparse.Namespace) -> int:
+async def _unsub(args: argparse.Namespace) -> ExitCode:
     client = await _connect(args)
     try:
         n = await asyncio.wait_for(client.unsubscribe(args.identifier), CLIENT_TIMEOUT_S)
     finally:
         await client.close()
     print(f"removed {n} subscription(s) {args.identifier!r}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-async def _status(args: argparse.Namespace) -> int:
+async def _status(args: argparse.Namespace) -> ExitCode:
     # Status needs no grant: any entity may authenticate, so use a throwaway one unless one is given.
     entity = os.environ.get("WAVEMQ_ENTITY")
     secret = create_entity(time.time() - 60, 3600) if not entity else None
@@ -193,19 +195,19 @@ async def _status(args: argparse.Namespace) -> int:
         status = await asyncio.wait_for(client.status(), CLIENT_TIMEOUT_S)
     finally:
         await client.close()
-    from .ops.status_view import derive, render_status
+    from ..ops.status_view import derive, render_status
 
     if args.json:
         print(json.dumps(derive(status), sort_keys=True))
-        return EXIT_OK
+        return ExitCode.OK
     print(render_status(status))
-    return EXIT_OK
+    return ExitCode.OK
 
 
-async def _demo(args: argparse.Namespace) -> int:
-    from .config import load_default_config
-    from .ops import configure_logging
-    from .server import Server as RouterService
+async def _demo(args: argparse.Namespace) -> ExitCode:
+    from ..config import load_default_config
+    from ..server import Server as RouterService
+    from ..ops import configure_logging
 
     configure_logging("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="wavemq-demo-"))
@@ -226,7 +228,7 @@ async def _demo(args: argparse.Namespace) -> int:
     print(f"namespace {format_id(ns.id)}\nservice   {format_id(service.id)}\ndirectory {tmp}")
     from dataclasses import replace
 
-    from .config import ListenAddress, LocalConfig
+    from ..config import ListenAddress, LocalConfig
 
     # The crash journal belongs on tmpfs (/dev/shm where it exists), never on the demo's disk directory.
     shm = Path("/dev/shm")
@@ -260,34 +262,34 @@ async def _demo(args: argparse.Namespace) -> int:
         shutil.rmtree(journal, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 _COMMANDS: Final = {"pub": _pub, "sub": _sub, "query": _query, "unsub": _unsub, "status": _status, "demo": _demo}
 
 
 def run_client_command(args: argparse.Namespace,
-                       new_loop: Callable[[], asyncio.AbstractEventLoop]) -> int:
+                       new_loop: Callable[[], asyncio.AbstractEventLoop]) -> ExitCode:
     loop = new_loop()
     try:
         return loop.run_until_complete(_COMMANDS[args.command](args))
     except UsageError as exc:
         print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except SubscriptionEnded as exc:
         print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
     except (ClientError, asyncio.TimeoutError) as exc:
         text = str(exc) or "timed out waiting for the router"
         print(f"wavemq-edge {args.command}: {text}", file=sys.stderr)
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
     except UriError as exc:
         print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except WaveError as exc:
         print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
-        return EXIT_OK
+        return ExitCode.OK
     finally:
         loop.close()

@@ -1,7 +1,7 @@
 """``wv``: the WAVE-lite command line (reference §5 and §7.9), with no agent.
 
 Commands work on files plus the local WAVE database: ``--db``, else ``$WAVE_HOME``, else
-``~/.local/share/wavemq-edge/wave`` (:func:`.store.default_database_path`). ``mke`` records the new public
+``~/.local/share/wavemq-edge/wave`` (:func:`wavemq_edge.wave.default_database_path`). ``mke`` records the new public
 entity there, ``rtgrant`` records the grant (``-o`` also writes it to a file), ``rtprove`` searches it,
 ``import`` adds files to it, ``revoke`` adds revocations to it, and ``inspect``/``verify`` consult it for
 entities and revocations.
@@ -11,35 +11,52 @@ printable hash (WAVE's rule: no ``.``); a WAVE 3 ``Gy...==`` hash parses but is 
 
 Passphrases: ``--passphrase`` gives one, ``--nopassphrase`` (mke) writes a plaintext keyring; otherwise
 ``wv`` prompts on a terminal, or reads one line from a non-terminal stdin (an empty line or end of input
-means no passphrase, as in WAVE). Errors are one line on stderr and a non-zero exit status: 2 for usage,
-1 for everything else.
+means no passphrase, as in WAVE). Errors are one line on stderr and a non-zero exit status
+(:class:`.exit_codes.ExitCode`): 2 for usage, 1 for everything else, 130 when interrupted.
+
+Environment: ``WAVE_HOME`` (the database), ``WAVE_DEFAULT_EXPIRY`` (``--expiry``'s default) and
+``WAVE_DEFAULT_ENTITY`` (``rtgrant --attester``'s and ``rtprove --subject``'s default).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import getpass
 import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Final, NoReturn
 
-from ..uri import UriError, format_pattern
-from .attestation import Attestation, create_attestation, revoke_attestation
-from .entity import Entity, EntitySecret, create_entity
-from .envelope import ObjectType
-from .errors import InputError, PassphraseError, UnknownObjectError, VerificationError, WaveError
-from .expiry import parse_duration
-from .files import SecretFile, load_object, save_entity_secret, write_armored
-from .ids import format_id, is_wave3_id, looks_like_id, parse_id
-from .policy import BUILTIN_PSETS, Statement, parse_statement_text
-from .proof import Proof, build_proof
-from .revocation import Revocation
-from .store import WaveStore, default_database_path
-from .verify import DEFAULT_SKEW_S, ProofResult, verify_proof
+from ..uri import UriError
+from ..wave import (
+    Attestation,
+    Entity,
+    InputError,
+    ObjectType,
+    Proof,
+    ProofResult,
+    Revocation,
+    UnknownObjectError,
+    VerificationError,
+    WaveError,
+    build_proof,
+    create_attestation,
+    create_entity,
+    format_id,
+    is_wave3_id,
+    load_object,
+    looks_like_id,
+    parse_duration,
+    parse_id,
+    revoke_attestation,
+    save_entity_secret,
+    verify_proof,
+)
+from ..wave.files import SecretFile, write_armored
+from .exit_codes import ExitCode
+from .wv_render import attestation_block, entity_block, print_lines, proof_block
+from .wv_session import Session, unknown_entity
 
 __all__ = ["main"]
 
@@ -59,232 +76,10 @@ def _now() -> float:
     return time.time()
 
 
-def _fmt_time(t: float) -> str:
-    """Go ``time.String()`` style in the local zone: ``2018-09-20 15:24:54 -0700 PDT``."""
-    return datetime.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
-
-
-def _bool(v: bool) -> str:
-    return "true" if v else "false"
-
-
-class _Session:
-    """Per-invocation context: the args and a lazily opened database."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self._store: WaveStore | None = None
-
-    @property
-    def db_path(self) -> Path:
-        db = getattr(self.args, "db", None)
-        return Path(db) if db else default_database_path()
-
-    @property
-    def store(self) -> WaveStore:
-        if self._store is None:
-            self._store = WaveStore(self.db_path)
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
-    # -- passphrases --------------------------------------------------------------------------------
-
-    def _read_passphrase(self, prompt: str) -> str | None:
-        given: str | None = getattr(self.args, "passphrase", None)
-        if given is not None:
-            return given
-        if sys.stdin is None:
-            return None
-        if sys.stdin.isatty():
-            return getpass.getpass(prompt) or None
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n") or None
-
-    def new_passphrase(self) -> str | None:
-        if getattr(self.args, "nopassphrase", False):
-            return None
-        given: str | None = getattr(self.args, "passphrase", None)
-        if given is not None or sys.stdin is None or not sys.stdin.isatty():
-            return self._read_passphrase("")
-        first = getpass.getpass("passphrase for the new entity secret (empty for none): ")
-        if first and getpass.getpass("again: ") != first:
-            raise PassphraseError("the two passphrases differ")
-        return first or None
-
-    def secret(self, path: str, role: str) -> EntitySecret:
-        obj = load_object(path)
-        if not isinstance(obj, SecretFile):
-            raise InputError(f"{role} {path!r} is not an entity secret file (made by wv mke)")
-        passphrase = self._read_passphrase(f"passphrase for {path}: ") if obj.encrypted else None
-        return obj.unlock(passphrase)
-
-    # -- entity arguments ---------------------------------------------------------------------------
-
-    def entity_id(self, text: str, role: str) -> bytes:
-        """An entity named by file or by hash; a file's entity is recorded in the database."""
-        if os.path.exists(text):
-            obj = load_object(text)
-            if isinstance(obj, SecretFile):
-                entity = obj.entity
-            elif isinstance(obj, Entity):
-                entity = obj
-            else:
-                raise InputError(f"{role} {text!r} is a {type(obj).__name__.lower()} file, not an entity")
-            self.store.put_entity(entity)
-            return entity.id
-        if looks_like_id(text):
-            return parse_id(text)
-        raise InputError(f"{role} {text!r} is neither a file nor a 48-character hash")
-
-    def entity(self, text: str, role: str) -> Entity:
-        entity_id = self.entity_id(text, role)
-        entity = self.store.get_entity(entity_id)
-        if entity is None:
-            raise UnknownObjectError(_unknown(entity_id, role))
-        return entity
-
-    def pset_id(self, text: str) -> bytes:
-        if text in BUILTIN_PSETS:
-            return BUILTIN_PSETS[text]
-        if looks_like_id(text):
-            return parse_id(text)
-        raise InputError(f"permission set {text!r} is neither a builtin ({', '.join(BUILTIN_PSETS)}) nor a hash")
-
-    def statements(self, texts: Sequence[str]) -> tuple[bytes, list[Statement]]:
-        if not texts:
-            raise InputError("at least one statement is required (pset:perm[,perm]@namespace/resource)")
-        namespace: bytes | None = None
-        out: list[Statement] = []
-        for text in texts:
-            st = parse_statement_text(text)
-            ns = self.entity_id(st.namespace, "namespace")
-            if namespace is not None and ns != namespace:
-                raise InputError("all statements must share one namespace")
-            namespace = ns
-            out.append(st.resolve(self.pset_id(st.pset)))
-        assert namespace is not None
-        if is_wave3_id(namespace) or self.store.get_entity(namespace) is None:
-            raise UnknownObjectError(_unknown(namespace, "namespace"))
-        return namespace, out
-
-
-def _unknown(entity_id: bytes, role: str) -> str:
-    text = format_id(entity_id)
-    if is_wave3_id(entity_id):
-        return f"{role} {text} is a WAVE 3 hash; no such entity is known to WAVE-lite (re-create it with wv mke)"
-    return f"{role} {text} is not known in the WAVE database (wv import its file first)"
-
-
-# -- output blocks -----------------------------------------------------------------------------------
-
-
-def _entity_block(entity: Entity, revoked: bool, now: float) -> list[str]:
-    expired = now >= entity.not_after
-    early = now < entity.not_before - DEFAULT_SKEW_S
-    message = "entity has expired" if expired else "entity is revoked" if revoked else ""
-    if early:
-        message = "entity is not yet valid"
-    return [
-        "= Entity",
-        f"      Hash: {entity.printable_id}",
-        f"   Created: {_fmt_time(entity.not_before)}",
-        f"   Expires: {_fmt_time(entity.not_after)}",
-        "  Validity:",
-        f"   - Valid: {_bool(not (expired or revoked or early))}",
-        f"   - Expired: {_bool(expired)}",
-        "   - Malformed: false",
-        f"   - Revoked: {_bool(revoked)}",
-        f"   - Message: {message}",
-    ]
-
-
-def _statement_lines(statements: Sequence[Statement]) -> list[str]:
-    names = {v: k for k, v in BUILTIN_PSETS.items()}
-    lines = [" Statements:"]
-    for i, s in enumerate(statements):
-        pset = format_id(s.pset) + (f" ({names[s.pset]})" if s.pset in names else "")
-        lines += [
-            f" [{i:02d}] Permission set: {pset}",
-            f"      Permissions: {', '.join(sorted(s.permissions))}",
-            f"      URI: {format_pattern(s.resource)}",
-        ]
-    return lines
-
-
-def _attestation_block(session: _Session, att: Attestation, name: str, now: float) -> list[str]:
-    store = session.store
-    attester = store.get_entity(att.attester_id)
-    subject = store.get_entity(att.subject_id)
-    revoked = store.is_revoked(att.revocation_commitment)
-    message = ""
-    malformed = False
-    if attester is None:
-        message = "attester is not known: signature not checked"
-    else:
-        try:
-            att.verify(attester)
-        except VerificationError as exc:
-            malformed, message = True, str(exc)
-    attester_ok = attester is not None and attester.is_valid_at(now) and not store.is_revoked(
-        attester.revocation_commitment
-    )
-    subject_ok = subject is not None and subject.is_valid_at(now) and not store.is_revoked(
-        subject.revocation_commitment
-    )
-    expired = now >= att.not_after
-    valid = attester is not None and not (malformed or revoked or expired) and attester_ok and subject_ok
-    return [
-        f'= Attestation "{name}"',
-        f"  Hash : {format_id(att.id)}",
-        f"Created: {_fmt_time(att.not_before)}",
-        f"Expires: {_fmt_time(att.not_after)}",
-        "  Validity:",
-        "   - Readable: true",
-        f"   - Revoked: {_bool(revoked)}",
-        f"   - Malformed: {_bool(malformed)}",
-        f"   - Subject invalid: {_bool(not subject_ok)}",
-        f"   - Valid: {_bool(valid)}",
-        f"   - Expired: {_bool(expired)}",
-        f"   - Attester invalid: {_bool(not attester_ok)}",
-        *([f"   - Message: {message}"] if message else []),
-        f"  Attester: {format_id(att.attester_id)}",
-        f"  Subject: {format_id(att.subject_id)}",
-        f"  Namespace: {format_id(att.namespace_id)}",
-        f"  Indirections: {att.ttl}",
-        *(" " + line for line in _statement_lines(att.statements)),
-    ]
-
-
-def _proof_block(proof: Proof, result: ProofResult | None) -> list[str]:
-    lines = ["Referenced attestations:"]
-    for i, raw in enumerate(proof.attestations):
-        lines.append(f" [{i:02d}] Hash: {format_id(Attestation.parse(raw).id)}")
-    lines.append("Paths:")
-    for i, path in enumerate(proof.paths):
-        lines.append(f" [{i:02d}] " + " ".join(f"{k:02d}" for k in path))
-    lines += [f"Subject: {format_id(proof.subject_id)}", "SubjectLoc: default"]
-    if result is not None:
-        lines += [
-            f"Expires: {_fmt_time(result.expiry)}",
-            "Policy: RTree",
-            f" Namespace: {format_id(result.namespace)}",
-            f" Indirections: {result.indirections}",
-            *_statement_lines(result.statements),
-        ]
-    return lines
-
-
-def _print(lines: Sequence[str]) -> None:
-    sys.stdout.write("\n".join(lines) + "\n")
-
-
 # -- commands ----------------------------------------------------------------------------------------
 
 
-def _cmd_mke(session: _Session) -> int:
+def _cmd_mke(session: Session) -> ExitCode:
     args = session.args
     expiry_s = parse_duration(args.expiry)
     passphrase = session.new_passphrase()
@@ -294,10 +89,10 @@ def _cmd_mke(session: _Session) -> int:
     print(f"wrote entity: {out}")
     if not args.nopublish:
         session.store.put_entity(secret.entity)
-    return 0
+    return ExitCode.OK
 
 
-def _cmd_rtgrant(session: _Session) -> int:
+def _cmd_rtgrant(session: Session) -> ExitCode:
     args = session.args
     if not args.attester:
         raise InputError("--attester is required (or set WAVE_DEFAULT_ENTITY)")
@@ -317,10 +112,10 @@ def _cmd_rtgrant(session: _Session) -> int:
     if not args.nopublish:
         session.store.put_attestation(att)
         print(f"published attestation: {format_id(att.id)}")
-    return 0
+    return ExitCode.OK
 
 
-def _cmd_rtprove(session: _Session) -> int:
+def _cmd_rtprove(session: Session) -> ExitCode:
     args = session.args
     if not args.subject:
         raise InputError("--subject is required (or set WAVE_DEFAULT_ENTITY)")
@@ -336,10 +131,10 @@ def _cmd_rtprove(session: _Session) -> int:
     out = args.outfile or f"proof_{stamp}.pem"
     write_armored(out, ObjectType.PROOF, proof.raw)
     print(f"wrote proof: {out}")
-    return 0
+    return ExitCode.OK
 
 
-def _verify_file(session: _Session, path: str) -> tuple[Proof, ProofResult]:
+def _verify_file(session: Session, path: str) -> tuple[Proof, ProofResult]:
     obj = load_object(path)
     if not isinstance(obj, Proof):
         raise InputError(f"{path} is not a proof file")
@@ -348,53 +143,53 @@ def _verify_file(session: _Session, path: str) -> tuple[Proof, ProofResult]:
     return obj, result
 
 
-def _cmd_verify(session: _Session) -> int:
+def _cmd_verify(session: Session) -> ExitCode:
     args = session.args
     proof, result = _verify_file(session, args.file)
-    _print(_proof_block(proof, result))
+    print_lines(proof_block(proof, result))
     if args.statements:
         namespace, statements = session.statements(args.statements)
         subject = session.entity_id(args.subject, "subject") if args.subject else result.subject
         result.require_all(subject, namespace, tuple(statements))
         print("Required policy: granted")
-    return 0
+    return ExitCode.OK
 
 
-def _cmd_inspect(session: _Session) -> int:
+def _cmd_inspect(session: Session) -> ExitCode:
     now = _now()
-    status = 0
+    status = ExitCode.OK
     for name in session.args.files:
         if not os.path.exists(name) and looks_like_id(name):
             object_id = parse_id(name)
             entity = None if is_wave3_id(object_id) else session.store.get_entity(object_id)
             att = None if is_wave3_id(object_id) else session.store.get_attestation(object_id)
             if entity is not None:
-                _print(_entity_block(entity, session.store.is_revoked(entity.revocation_commitment), now))
+                print_lines(entity_block(entity, session.store.is_revoked(entity.revocation_commitment), now))
             elif att is not None:
-                _print(_attestation_block(session, att, name, now))
+                print_lines(attestation_block(session.store, att, name, now))
             else:
-                raise UnknownObjectError(_unknown(object_id, "object"))
+                raise UnknownObjectError(unknown_entity(object_id, "object"))
             continue
         obj = load_object(name)
         if isinstance(obj, SecretFile):
             obj = obj.entity
         if isinstance(obj, Entity):
-            _print(_entity_block(obj, session.store.is_revoked(obj.revocation_commitment), now))
+            print_lines(entity_block(obj, session.store.is_revoked(obj.revocation_commitment), now))
         elif isinstance(obj, Attestation):
-            _print(_attestation_block(session, obj, name, now))
+            print_lines(attestation_block(session.store, obj, name, now))
         elif isinstance(obj, Proof):
             try:
                 _, result = _verify_file(session, name)
-                _print([*_proof_block(obj, result), "Valid: true"])
+                print_lines([*proof_block(obj, result), "Valid: true"])
             except VerificationError as exc:
-                _print([*_proof_block(obj, None), "Valid: false", f"Message: {exc.reason.value}: {exc}"])
-                status = 1
+                print_lines([*proof_block(obj, None), "Valid: false", f"Message: {exc.reason.value}: {exc}"])
+                status = ExitCode.FAILURE
         else:
-            _print(["= Revocation", f"  Hash: {format_id(obj.id)}", f"  Commitment: {obj.commitment.hex()}"])
+            print_lines(["= Revocation", f"  Hash: {format_id(obj.id)}", f"  Commitment: {obj.commitment.hex()}"])
     return status
 
 
-def _cmd_revoke(session: _Session) -> int:
+def _cmd_revoke(session: Session) -> ExitCode:
     args = session.args
     if bool(args.entity) == bool(args.attestation):
         raise InputError("give either --entity SECRETFILE or --attester SECRETFILE --attestation HASH|FILE")
@@ -424,10 +219,10 @@ def _cmd_revoke(session: _Session) -> int:
         write_armored(args.outfile, ObjectType.REVOCATION, revocation.raw)
         print(f"wrote revocation: {args.outfile}")
     print(done)
-    return 0
+    return ExitCode.OK
 
 
-def _cmd_import(session: _Session) -> int:
+def _cmd_import(session: Session) -> ExitCode:
     loaded = [(name, load_object(name)) for name in session.args.files]
     # Entities before attestations: an attestation is only stored once its attester's key is known.
     order = {Entity: 0, SecretFile: 0, Attestation: 1, Revocation: 2, Proof: 3}
@@ -451,7 +246,7 @@ def _cmd_import(session: _Session) -> int:
             for raw in obj.attestations:
                 store.put_attestation(Attestation.parse(raw))
             print(f"imported: proof contents {format_id(obj.id)} ({name})")
-    return 0
+    return ExitCode.OK
 
 
 def _build_parser() -> _Parser:
@@ -521,30 +316,31 @@ def _build_parser() -> _Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``wv`` entry point; returns the exit status (:class:`.exit_codes.ExitCode`)."""
     parser = _build_parser()
-    session: _Session | None = None
+    session: Session | None = None
     try:
         args = parser.parse_args(argv)
-        session = _Session(args)
-        status: int = args.func(session)
-        return status
+        session = Session(args)
+        status: ExitCode = args.func(session)
+        return int(status)
     except _UsageError as exc:
         print(f"wv: usage: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     except VerificationError as exc:
         print(f"wv: refused ({exc.reason.value}): {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILURE
     except (WaveError, UriError) as exc:
         print(f"wv: error: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILURE
     except OSError as exc:
         print(f"wv: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 1
+        return ExitCode.FAILURE
     except KeyboardInterrupt:
         print("wv: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     finally:
         if session is not None:
             session.close()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from wavemq_edge.cli.wv import main
 from wavemq_edge.wave import format_id, load_entity, load_object
-from wavemq_edge.wave.cli import main
 
 pytestmark = pytest.mark.timeout(120)
 

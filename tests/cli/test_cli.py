@@ -10,7 +10,7 @@ import pytest
 
 from wavemq_edge import __version__
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 EXE = Path(sys.executable).parent / "wavemq-edge"
 
 

@@ -3,30 +3,37 @@
 Subcommands parse their arguments here and call into the package; a user never sees a traceback for a
 bad argument, a bad config file or a refused connection: one line on stderr and a non-zero exit.
 
-Exit codes: 0 success; 1 runtime failure; 2 bad usage or bad configuration (argparse's convention);
-3 the router could not start (uvicorn's ``STARTUP_FAILURE``).
+Exit codes (:class:`.exit_codes.ExitCode`): 0 success; 1 runtime failure; 2 bad usage or bad
+configuration (argparse's convention); 3 the router could not start (uvicorn's ``STARTUP_FAILURE``).
+
+``run`` starts the daemon in one place, :func:`_serve`; everything else here is argument parsing and
+printing. Environment variables read by the command line: ``WAVEMQ_EDGE_PROFILE`` (``run``: write a
+cProfile there, for ``wavemq-edge bench --profile``), and those of the client commands
+(:mod:`.client_cmds`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
 
-from . import __version__
-from .client import DEFAULT_ROUTER
-from .config import Config, ConfigError, LocalConfig, load_config, load_default_config, parse_listen_address
+from .. import __version__
+from ..client import DEFAULT_ROUTER
+from ..config import Config, ConfigError, LocalConfig, load_config, load_default_config, parse_listen_address
+from .exit_codes import ExitCode
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "EXIT_STARTUP", "main"]
+__all__ = ["main"]
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_CONFIG: Final = 2
-EXIT_STARTUP: Final = 3
+_CLIENT_COMMANDS = ("pub", "sub", "query", "unsub", "status", "demo")
+
+
+# ---------------------------------------------------------------------- argument parsing
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -41,7 +48,21 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging threshold (default: INFO)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_router_commands(sub)
+    _add_client_commands(sub)
+    demo = sub.add_parser("demo", help="run the hello-world example end to end in a temporary directory",
+                          description="Creates a namespace and a service entity, grants the service "
+                          "publish/subscribe on the namespace, starts a router on a free loopback port, "
+                          "publishes 'hello world' five times to a subscriber that prints them, then exits.")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
 
+    from ..bench import add_bench_parser
+
+    add_bench_parser(sub)
+    return parser
+
+
+def _add_router_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = sub.add_parser("check-config", help="validate a wavemq.toml and print the effective config",
                            description="Validate a wavemq.toml file and print the effective configuration "
                            "with every default filled in. Exit 0 if valid, 2 with the problems if not.")
@@ -59,23 +80,26 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="ADDR",
                      help="override LocalConfig.listenAddr (host:port; port 0 picks a free port)")
 
-    def client_args(p: argparse.ArgumentParser, entity: bool = True, namespace: bool = True) -> None:
-        p.add_argument("--router", default=None, metavar="ADDR",
-                       help=f"router address host:port or unix:PATH (default: $WAVEMQ_ROUTER, else {DEFAULT_ROUTER})")
-        if entity:
-            p.add_argument("--entity", default=None, metavar="FILE",
-                           help="this service's entity secret file (default: $WAVEMQ_ENTITY)")
-            p.add_argument("--proof", action="append", default=[], metavar="FILE",
-                           help="a proof file to use (repeatable); default: build proofs from the WAVE database")
-            p.add_argument("--db", default=None, metavar="DIR",
-                           help="WAVE database to build proofs from (default: $WAVE_HOME, else the wv default)")
-        if namespace:
-            p.add_argument("--namespace", required=True, metavar="NS",
-                           help="namespace entity file or its 48-character hash")
 
+def _client_args(p: argparse.ArgumentParser, entity: bool = True, namespace: bool = True) -> None:
+    p.add_argument("--router", default=None, metavar="ADDR",
+                   help=f"router address host:port or unix:PATH (default: $WAVEMQ_ROUTER, else {DEFAULT_ROUTER})")
+    if entity:
+        p.add_argument("--entity", default=None, metavar="FILE",
+                       help="this service's entity secret file (default: $WAVEMQ_ENTITY)")
+        p.add_argument("--proof", action="append", default=[], metavar="FILE",
+                       help="a proof file to use (repeatable); default: build proofs from the WAVE database")
+        p.add_argument("--db", default=None, metavar="DIR",
+                       help="WAVE database to build proofs from (default: $WAVE_HOME, else the wv default)")
+    if namespace:
+        p.add_argument("--namespace", required=True, metavar="NS",
+                       help="namespace entity file or its 48-character hash")
+
+
+def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pub = sub.add_parser("pub", help="publish one message",
                          description="Publish MESSAGE (or standard input) to URI in the namespace.")
-    client_args(pub)
+    _client_args(pub)
     pub.add_argument("--persist", action="store_true", help="the router keeps it as the last value of URI")
     pub.add_argument("uri", metavar="URI")
     pub.add_argument("message", nargs="?", metavar="MESSAGE", help="the payload (default: read standard input)")
@@ -85,42 +109,32 @@ def _build_parser() -> argparse.ArgumentParser:
                           "is UTF-8, else base64), or JSON with --json. With --id the subscription is durable: "
                           "it keeps queueing after sub exits and `sub --id` resumes it without loss; without "
                           "--id it is removed when sub exits.")
-    client_args(subp)
+    _client_args(subp)
     subp.add_argument("--id", dest="identifier", default=None, metavar="ID", help="durable subscription identifier")
     subp.add_argument("--count", type=int, default=0, metavar="N", help="exit 0 after N messages")
     subp.add_argument("--json", action="store_true", help="one JSON object per line")
     subp.add_argument("pattern", metavar="PATTERN", help="URI pattern: + is one segment, * zero or more")
 
     query = sub.add_parser("query", help="print persisted messages matching a pattern")
-    client_args(query)
+    _client_args(query)
     query.add_argument("--json", action="store_true", help="one JSON object per line")
     query.add_argument("pattern", metavar="PATTERN")
 
     unsub = sub.add_parser("unsub", help="remove a durable subscription")
-    client_args(unsub)
+    _client_args(unsub)
     unsub.add_argument("--id", dest="identifier", required=True, metavar="ID")
 
     status = sub.add_parser("status", help="show a running router's status")
-    client_args(status, entity=False, namespace=False)
+    _client_args(status, entity=False, namespace=False)
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    demo = sub.add_parser("demo", help="run the hello-world example end to end in a temporary directory",
-                          description="Creates a namespace and a service entity, grants the service "
-                          "publish/subscribe on the namespace, starts a router on a free loopback port, "
-                          "publishes 'hello world' five times to a subscriber that prints them, then exits.")
-    demo.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
 
-    from .bench import add_bench_parser
-
-    add_bench_parser(sub)
-    return parser
+# ---------------------------------------------------------------------- check-config and run
 
 
 def _load(file: str | None, state_dir: Path | None) -> Config:
     if file is None:
-        from dataclasses import replace
-
-        from .wave import default_database_path
+        from ..wave import default_database_path
 
         # With no config file the router shares `wv`'s database ($WAVE_HOME or the per-user default),
         # so grants and revocations made with `wv` reach it without further set-up.
@@ -129,14 +143,14 @@ def _load(file: str | None, state_dir: Path | None) -> Config:
     return load_config(file, state_dir)
 
 
-def _cmd_check_config(args: argparse.Namespace) -> int:
+def _cmd_check_config(args: argparse.Namespace) -> ExitCode:
     try:
         config = _load(args.file, args.state_dir)
     except ConfigError as exc:
         print(f"wavemq-edge: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     sys.stdout.write(config.to_toml())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -149,13 +163,7 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .ops import configure_logging
-    from .server import Server as RouterService
-    from .server import StartupError
-
+def _cmd_run(args: argparse.Namespace) -> ExitCode:
     try:
         config = _load(args.file, args.state_dir)
         if args.listen:
@@ -166,92 +174,144 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config = replace(config, local=LocalConfig(listen_addr=addr, unix_socket=config.local.unix_socket))
     except ConfigError as exc:
         print(f"wavemq-edge: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
+    from ..ops import configure_logging
+
     configure_logging(args.log_level)
-    service = RouterService(config)
+    return _serve(config)
+
+
+def _serve(config: Config) -> ExitCode:
+    """Run the router daemon on ``config`` until it stops; print the banner once it is listening.
+
+    The one place the command line starts the daemon (``server.Server``).
+    """
+    from ..server import Server, StartupError
+
+    service = Server(config)
     loop = _new_event_loop()
 
     async def serve() -> None:
         ready = asyncio.Event()
         task = asyncio.create_task(service.serve(ready))
-        _done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if ready.is_set():
-            _print_banner(service)
+            _print_banner(config, _Listening(
+                router_entity=service.router_entity.id if service.router_entity else None,
+                agents=tuple(service.listen_addresses),
+                peers=service.peer_address,
+                designated=len(service.core.tiering.designated) if service.core else 0,
+                metrics=getattr(service.ops, "metrics_address", ""),
+            ))
         await task
 
-    profile_path = os.environ.get("WAVEMQ_EDGE_PROFILE")
-    profiler = None
-    if profile_path:  # for `wavemq-edge bench` reports: where the router's time goes
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
     try:
-        loop.run_until_complete(serve())
+        with _profiled():
+            loop.run_until_complete(serve())
     except StartupError as exc:
         print(f"wavemq-edge: cannot start: {exc}", file=sys.stderr)
-        return EXIT_STARTUP
+        return ExitCode.STARTUP
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
     finally:
         loop.close()
-        if profiler is not None and profile_path:
-            profiler.disable()
-            profiler.dump_stats(profile_path)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _print_banner(service: object) -> None:
-    from .server import Server as RouterService
-    from .wave import format_id
+@contextlib.contextmanager
+def _profiled() -> Iterator[None]:
+    """Profile the block into ``$WAVEMQ_EDGE_PROFILE`` when set (``wavemq-edge bench --profile``)."""
+    profile_path = os.environ.get("WAVEMQ_EDGE_PROFILE")
+    if not profile_path:
+        yield
+        return
+    import cProfile
 
-    assert isinstance(service, RouterService)
-    cfg = service.config
-    rid = format_id(service.router_entity.id) if service.router_entity else "?"
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+
+
+@dataclass(frozen=True)
+class _Listening:
+    """What the banner shows of a router that is up: its identity and where it listens."""
+
+    router_entity: bytes | None
+    agents: tuple[str, ...]
+    peers: str
+    designated: int
+    metrics: str
+
+
+def _print_banner(cfg: Config, up: _Listening) -> None:
+    from ..wave import format_id
+
+    rid = format_id(up.router_entity) if up.router_entity else "?"
     lines = [
         f"wavemq-edge {__version__} router {rid}",
         f"  config:     {cfg.source}",
     ]
-    for addr in service.listen_addresses:
+    for addr in up.agents:
         lines.append(f"  listening:  {addr} (agents)")
-    if service.peer_address:
-        lines.append(f"  listening:  {service.peer_address} (peers: designated for "
-                     f"{len(service.core.tiering.designated) if service.core else 0} namespace(s))")
+    if up.peers:
+        lines.append(f"  listening:  {up.peers} (peers: designated for {up.designated} namespace(s))")
     for peer in cfg.routing.routers:
         lines.append(f"  uplink:     {peer.namespace} -> {peer.address}")
-    metrics = getattr(service.ops, "metrics_address", "")
-    if metrics:
-        lines.append(f"  metrics:    {metrics} (Prometheus /metrics)")
+    if up.metrics:
+        lines.append(f"  metrics:    {up.metrics} (Prometheus /metrics)")
     lines += [
         f"  queues:     {cfg.queue.queue_data_store} (flush every {cfg.queue.flush_interval_s} s)",
         f"  wave db:    {cfg.wave.database}",
         "Try, in another terminal:",
-        f"  wavemq-edge status --router {service.listen_addresses[0] if service.listen_addresses else ''}",
+        f"  wavemq-edge status --router {up.agents[0] if up.agents else ''}",
         "  wavemq-edge demo        (hello world end to end, with its own router)",
         "Stop with Ctrl-C or SIGTERM.",
     ]
     print("\n".join(lines), flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+# ---------------------------------------------------------------------- entry point
+
+
+def _cmd_bench(args: argparse.Namespace) -> ExitCode:
+    from ..bench import BenchError, BenchUsageError, run_bench
+
+    try:
+        run_bench(args)
+    except BenchUsageError as exc:
+        print(exc, file=sys.stderr)
+        return ExitCode.USAGE
+    except BenchError as exc:
+        print(exc, file=sys.stderr)
+        return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ExitCode:
     if args.command is None:
         parser.print_help(sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     if args.command == "check-config":
         return _cmd_check_config(args)
     if args.command == "run":
         return _cmd_run(args)
     if args.command == "bench":
-        from .bench import run_bench
-
-        return run_bench(args)
-    if args.command in ("pub", "sub", "query", "unsub", "status", "demo"):
-        from .cli_client import run_client_command
+        return _cmd_bench(args)
+    if args.command in _CLIENT_COMMANDS:
+        from .client_cmds import run_client_command
 
         return run_client_command(args, _new_event_loop)
     parser.error(f"unknown command {args.command!r}")  # argparse exits; it rejects unknown commands first
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``wavemq-edge`` entry point; returns the exit status (:class:`.exit_codes.ExitCode`)."""
+    parser = _build_parser()
+    return int(_dispatch(parser, parser.parse_args(argv)))
 
 
 if __name__ == "__main__":  # pragma: no cover

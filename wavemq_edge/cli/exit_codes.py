@@ -1,0 +1,29 @@
+"""The exit statuses of ``wavemq-edge`` and ``wv``, defined once (README "Exit codes" lists them).
+
+The values follow conventions a shell user or systemd already knows: argparse exits 2 for bad usage,
+uvicorn exits 3 (``STARTUP_FAILURE``) when its server never started, and a shell reports 128 + 2 for a
+process ended by SIGINT.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(enum.IntEnum):
+    """How a command ended; ``int(code)`` is the process's exit status."""
+
+    #: Success (``wavemq-edge sub --count N`` after N messages, ``run`` after a graceful stop).
+    OK = 0
+    #: A runtime failure: a refused request, an unreachable or lost router, a failed bench run, a proof
+    #: that does not verify (``wv verify``), a second Ctrl-C while ``run`` shuts down.
+    FAILURE = 1
+    #: Bad usage or bad configuration: an unknown command or flag, an invalid wavemq.toml, a missing
+    #: entity, an unreadable file, a malformed URI (argparse's own convention).
+    USAGE = 2
+    #: ``wavemq-edge run``: the router could not start (a port in use, an unusable store).
+    STARTUP = 3
+    #: ``wv`` interrupted by Ctrl-C (128 + SIGINT).
+    INTERRUPTED = 130
