@@ -22,7 +22,7 @@ from waiting import wait_until
 from wavemq_edge.client import Client
 from wavemq_edge.wave import create_entity
 
-__all__ = ["START_TIMEOUT_S", "WAVEMQ", "WV", "RouterProc", "config_text", "router_status"]
+__all__ = ["START_TIMEOUT_S", "WAVEMQ", "WV", "RouterProc", "ask_status", "config_text", "router_status"]
 
 BIN = Path(sys.executable).parent
 WAVEMQ = str(BIN / "wavemq-edge")
@@ -51,16 +51,17 @@ def config_text(tmp: Path, *, flush_interval: int = 1, extra: str = "") -> str:
 """
 
 
-def router_status(address: str, timeout: float = 10.0) -> dict[str, object]:
+async def ask_status(address: str) -> dict[str, object]:
     """One STATUS request to the router at ``address``. Status needs no grant: like ``wavemq-edge
     status``, authenticate as a throwaway entity."""
+    async with await Client.connect(address, entity=create_entity(time.time() - 60, 3600),
+                                    reconnect=False) as client:
+        return await client.status()
 
-    async def ask() -> dict[str, object]:
-        async with await Client.connect(address, entity=create_entity(time.time() - 60, 3600),
-                                        reconnect=False) as client:
-            return await client.status()
 
-    return asyncio.run(asyncio.wait_for(ask(), timeout))
+def router_status(address: str, timeout: float = 10.0) -> dict[str, object]:
+    """``ask_status`` for synchronous tests."""
+    return asyncio.run(asyncio.wait_for(ask_status(address), timeout))
 
 
 class RouterProc:
