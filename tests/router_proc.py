@@ -7,6 +7,8 @@ Output goes to a log file (a pipe nobody reads would block the router); every wa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import signal
 import subprocess
@@ -15,12 +17,18 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["START_TIMEOUT_S", "WAVEMQ", "WV", "RouterProc", "config_text"]
+from waiting import wait_until
+
+from wavemq_edge.client import Client
+from wavemq_edge.wave import create_entity
+
+__all__ = ["START_TIMEOUT_S", "WAVEMQ", "WV", "RouterProc", "ask_status", "config_text", "router_status"]
 
 BIN = Path(sys.executable).parent
 WAVEMQ = str(BIN / "wavemq-edge")
 WV = str(BIN / "wv")
 START_TIMEOUT_S = 20.0
+LISTENING = re.compile(r"listening:\s+(\S+) \(agents\)")
 
 
 def config_text(tmp: Path, *, flush_interval: int = 1, extra: str = "") -> str:
@@ -43,6 +51,19 @@ def config_text(tmp: Path, *, flush_interval: int = 1, extra: str = "") -> str:
 """
 
 
+async def ask_status(address: str) -> dict[str, object]:
+    """One STATUS request to the router at ``address``. Status needs no grant: like ``wavemq-edge
+    status``, authenticate as a throwaway entity."""
+    async with await Client.connect(address, entity=create_entity(time.time() - 60, 3600),
+                                    reconnect=False) as client:
+        return await client.status()
+
+
+def router_status(address: str, timeout: float = 10.0) -> dict[str, object]:
+    """``ask_status`` for synchronous tests."""
+    return asyncio.run(asyncio.wait_for(ask_status(address), timeout))
+
+
 class RouterProc:
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.config = config
@@ -63,19 +84,17 @@ class RouterProc:
                                      env=self.env)
         if not wait_ready:
             return self
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            out = self.output()
-            m = re.search(r"listening:\s+(\S+) \(agents\)", out)
-            if m:
-                self.address = m.group(1)
-                self.started(out)
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"router did not start: {self.output()}")
+        proc = self.proc
+        with contextlib.suppress(AssertionError):  # a timeout is reported below, with the router's output
+            wait_until(lambda: LISTENING.search(self.output()) or proc.poll() is not None, START_TIMEOUT_S,
+                       "the router's listening line")
+        m = LISTENING.search(self.output())
+        if m is None:
+            self.stop()
+            raise AssertionError(f"router did not start: {self.output()}")
+        self.address = m.group(1)
+        self.started(self.output())
+        return self
 
     def started(self, output: str) -> None:
         """Hook for subclasses: read more from the start-up output."""
@@ -83,6 +102,22 @@ class RouterProc:
     def output(self) -> str:
         """Everything the router printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def status(self) -> dict[str, object]:
+        """The router's STATUS reply, asked in-process (what ``wavemq-edge status`` asks, without
+        starting a Python process per poll)."""
+        return router_status(self.address)
+
+    def subscriptions(self) -> int:
+        """How many subscriptions the router holds (its status count)."""
+        n = self.status()["subscriptions"]
+        assert isinstance(n, int)
+        return n
+
+    def wait_subscriptions(self, at_least: int, timeout: float = 15.0) -> None:
+        """Until the router holds ``at_least`` subscriptions: ``wavemq-edge sub`` prints nothing once it
+        has subscribed, so a test publishing to an ephemeral subscription waits for the router's count."""
+        wait_until(lambda: self.subscriptions() >= at_least, timeout, f"{at_least} subscription(s) at the router")
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None

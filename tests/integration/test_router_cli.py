@@ -21,15 +21,6 @@ def start_sub(site: Site, router: RouterProcess, *args: str) -> subprocess.Popen
     return proc
 
 
-def wait_subscribed(router: RouterProcess, count: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if router.drain().count("event=subscribe ") >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError("subscription did not reach the router:\n" + router.drain())
-
-
 def test_pub_sub_with_plus_and_star(site: Site, router: RouterProcess) -> None:
     site.entity("service")
     plus = start_sub(site, router, "--entity", "service.ent", "--namespace", "namespace.ent", "--count", "2",
@@ -37,7 +28,7 @@ def test_pub_sub_with_plus_and_star(site: Site, router: RouterProcess) -> None:
     star = start_sub(site, router, "--entity", "service.ent", "--namespace", "namespace.ent", "--count", "3",
                      "--json", "bldg/*")
     try:
-        wait_subscribed(router, 2)
+        router.wait_subscriptions(2)
         for uri, text in [("bldg/r1/temp", "21.5"), ("bldg/r2/humidity", "40"), ("bldg/r2/temp", "19")]:
             r = cli(site, router, "pub", "--entity", "service.ent", "--namespace", "namespace.ent", uri, text)
             assert r.returncode == 0, r.stderr
@@ -62,7 +53,7 @@ def test_pub_reads_stdin_and_binary_prints_base64(site: Site, router: RouterProc
     site.entity("service")
     sub = start_sub(site, router, "--entity", "service.ent", "--namespace", "namespace.ent", "--count", "1", "raw")
     try:
-        wait_subscribed(router, 1)
+        router.wait_subscriptions(1)
         r = cli(site, router, "pub", "--entity", "service.ent", "--namespace", "namespace.ent", "raw",
                 input=b"\xff\x00binary")
         assert r.returncode == 0, r.stderr
@@ -90,7 +81,7 @@ def test_durable_subscription_resumes_in_order_without_loss(site: Site, router: 
     site.entity("service")
     args = ["--entity", "service.ent", "--namespace", "namespace.ent", "--id", "logger"]
     first = start_sub(site, router, *args, "--count", "1", "log/*")
-    wait_subscribed(router, 1)
+    router.wait_subscriptions(1)
     cli(site, router, "pub", "--entity", "service.ent", "--namespace", "namespace.ent", "log/0", "m0")
     out, _ = first.communicate(timeout=20)
     assert out == "log/0\tm0\n"
@@ -110,7 +101,7 @@ def test_router_kill9_keeps_queued_messages(site: Site, router_factory) -> None:
     router = router_factory().start()
     args = ["--entity", "service.ent", "--namespace", "namespace.ent", "--id", "keeper"]
     first = start_sub(site, router, *args, "--count", "1", "k/*")
-    wait_subscribed(router, 1)
+    router.wait_subscriptions(1)
     cli(site, router, "pub", "--entity", "service.ent", "--namespace", "namespace.ent", "k/0", "first")
     first.communicate(timeout=20)
     for i in range(1, 6):

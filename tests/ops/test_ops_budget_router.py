@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from ops_helpers import WAVEMQ, OpsRouter, base_env, make_site, ops_config, run
+from waiting import wait_until
 
 CLIENT = ("--entity", "service.ent", "--namespace", "namespace.ent")
 #: BudgetConfig at its smallest memory budget (16 MB: below any Python router's RssAnon) and the largest
@@ -36,7 +36,7 @@ def test_tiny_budget_sheds_refuses_durable_and_reports(tmp_path: Path) -> None:
         sub = subprocess.Popen([WAVEMQ, "sub", "--router", r1.address, *CLIENT, "--id", "logger", "--count", "1",
                                 "t/*"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, stdin=subprocess.DEVNULL)
-        time.sleep(1.0)
+        r1.wait_subscriptions(1)  # `sub` prints nothing once subscribed: the router's count says it
         assert run([WAVEMQ, "pub", "--router", r1.address, *CLIENT, "t/0", "first"], env, tmp_path).returncode == 0
         out, err = sub.communicate(timeout=30)
         assert sub.returncode == 0, err
@@ -60,16 +60,24 @@ def test_tiny_budget_sheds_refuses_durable_and_reports(tmp_path: Path) -> None:
         assert "disk space" in refused.stderr and "ephemeral" in refused.stderr, refused.stderr
 
         # an ephemeral subscription still works
+        held = r2.subscriptions()  # the durable "logger" record, restored
         eph = subprocess.Popen([WAVEMQ, "sub", "--router", r2.address, *CLIENT, "--count", "1", "t/*"], env=env,
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                stdin=subprocess.DEVNULL)
         sub = eph
-        time.sleep(1.0)
+        r2.wait_subscriptions(held + 1)
         assert run([WAVEMQ, "pub", "--router", r2.address, *CLIENT, "t/eph", "hi"], env, tmp_path).returncode == 0
         out, err = eph.communicate(timeout=30)
         assert eph.returncode == 0 and out.strip() == "t/eph\thi", err
 
-        time.sleep(0.5)  # a few samples
+        # two more budget samples (sampleInterval 0.2 s), so every figure below is from after the publish
+        def samples() -> int:
+            budget = r2.status()["budget"]
+            assert isinstance(budget, dict)
+            return int(budget["samples"])
+
+        after = samples() + 2
+        wait_until(lambda: samples() >= after, 10, "two more budget samples")
         st = run([WAVEMQ, "status", "--router", r2.address, "--json"], env, tmp_path)
         assert st.returncode == 0, st.stderr
         status = json.loads(st.stdout)

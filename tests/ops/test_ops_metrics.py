@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from ops_helpers import WAVEMQ, OpsRouter, base_env, make_site, ops_config, run
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from wavemq_edge.ops.metrics import Metric, render, top_queues
 
@@ -61,11 +61,12 @@ def test_router_serves_metrics_parsed_by_prometheus_client(tmp_path: Path) -> No
         client = ("--router", router.address, "--entity", "service.ent", "--namespace", "namespace.ent")
         sub = subprocess.Popen([WAVEMQ, "sub", *client, "--count", "3", "m/*"], env=env, cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-        time.sleep(1.0)
+        router.wait_subscriptions(1)  # `sub` prints nothing once subscribed: the router's count says it
         for i in range(3):
             assert run([WAVEMQ, "pub", *client, f"m/{i}", "v"], env, tmp_path).returncode == 0
         sub.communicate(timeout=30)
-        time.sleep(1.5)  # one flush interval
+        # the flush figures below are from a real flush (flushInterval = 1 s), not the initial zeros
+        wait_until(lambda: router.status()["flushes"], 10, "the first flush")
         status, ctype, text = _get(f"http://{router.metrics}/metrics")
         assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
         fams = families(text)
@@ -84,6 +85,7 @@ def test_router_serves_metrics_parsed_by_prometheus_client(tmp_path: Path) -> No
                         if all(s.labels.get(k) == v for k, v in labels.items()))
 
         assert value("wavemq_edge_published") == 3 and value("wavemq_edge_delivered") == 3
+        assert value("wavemq_edge_flushes") >= 1
         assert value("wavemq_edge_dropped_items", reason="budget") == 0
         assert value("wavemq_edge_resident_memory_bytes") > 10 * 1024 * 1024
         assert value("wavemq_edge_memory_budget_bytes") == 128 * 1024 * 1024

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ops_helpers import NotifyListener, OpsRouter, base_env, ops_config
+from waiting import wait_until
 
 from wavemq_edge.ops.runtime import recovery_extend_usec
 from wavemq_edge.ops.systemd import Notifier, WatchdogPolicy, notify_message, watchdog_interval_s
@@ -131,14 +132,15 @@ def test_router_notifies_in_order_and_a_stalled_loop_stops_watchdog_pings(tmp_pa
         # stall the loop for 3 s: nothing may reach systemd meanwhile, and the first tick after the stall
         # sees the lag and withholds its ping
         router.signal(signal.SIGUSR2)
-        time.sleep(0.3)  # the handler runs within milliseconds; what is queued now was sent before it
+        # the handler logs, then blocks the loop: what is queued once the line is out was sent before it
+        wait_until(lambda: "event=debug_stall " in router.output(), 10, "the stall to begin")
         while listener.receive(0.01) is not None:
             pass
         t_stall = time.monotonic()
         after = listener.wait_for("WATCHDOG", 10)
         assert after == {"WATCHDOG": "1"}
         t_resumed = listener.messages[-1][0]
-        # 3 s stall - 0.3 s already waited + the withheld tick: at least 2.5 s without a ping
+        # 3 s stall - the poll that saw it begin (50 ms) + the withheld tick: at least 2.5 s without a ping
         assert t_resumed - t_stall >= 2.5, "a ping reached systemd while the loop was stalled"
         listener.wait_for("WATCHDOG", 3)  # pings resume
         assert "event=watchdog_withheld" in router.output()
@@ -161,9 +163,10 @@ def test_router_without_watchdog_usec_sends_no_pings(tmp_path: Path) -> None:
     try:
         router.start(wait_ready=False)
         listener.wait_for("READY", 20)
-        time.sleep(1.0)
-        while listener.receive(0.1) is not None:
-            pass
+        # a ping would come within 0.5 s at WatchdogSec=1 s: listen for 1 s (receiving, not sleeping)
+        end = time.monotonic() + 1.0
+        while (left := end - time.monotonic()) > 0:
+            listener.receive(left)
         assert not any("WATCHDOG" in m for _, m in listener.messages)
     finally:
         router.stop()

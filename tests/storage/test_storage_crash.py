@@ -42,7 +42,7 @@ def _run_and_kill(store_path: str, journal_dir: str, seed: int, rng: random.Rand
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line == b"READY\n", (line, proc.stderr.read() if proc.stderr else b"")
-    time.sleep(rng.uniform(0.01, 0.3))
+    time.sleep(rng.uniform(0.01, 0.3))  # not synchronisation: the random moment of the kill is the fault
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL, err.decode(errors="replace")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tier_helpers import Router, Tier, client, collect, make_tier, wait_for, wv
+from tier_helpers import Router, Tier, client, collect, make_tier, subscriptions, uplink_reconnects, wv
+from waiting import await_until, wait_until
 
 from wavemq_edge.wave import format_id, load_entity
 
@@ -21,6 +23,20 @@ OUTAGE_S = float(os.environ.get("WAVEMQ_TIER_OUTAGE_S", "10"))
 
 def run(coro: object, timeout: float = 240) -> object:
     return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+
+
+def forwarded(dr: Router, n: int) -> Callable[[], Awaitable[bool]]:
+    """A condition: the DR holds ``n`` subscriptions (a site's forwarded subscription counts at the DR
+    once its T_SUB was accepted)."""
+
+    async def holds() -> bool:
+        return await subscriptions(dr) >= n
+
+    return holds
+
+
+async def more_reconnects(site: Router, than: int) -> bool:
+    return await uplink_reconnects(site) > than
 
 
 def texts(msgs: list) -> list[str]:  # type: ignore[type-arg]
@@ -38,8 +54,8 @@ def test_both_directions_persist_and_query_through_the_dr(tier: Tier) -> None:
         down = at_site.subscribe(ns, "down/*", identifier="site")
         await up.start()
         await down.start()
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
-        await asyncio.sleep(1.0)  # the forwarded subscription reaches the DR
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(forwarded(tier.dr, 2), 20, "the site's subscription forwarded to the DR (and cloud's)")
         await at_site.publish(ns, "up/1", "from-site", persist=True)
         await at_dr.publish(ns, "down/1", "from-cloud")
         assert texts(await collect(up, 1, 20)) == ["from-site"]
@@ -48,11 +64,11 @@ def test_both_directions_persist_and_query_through_the_dr(tier: Tier) -> None:
         rows = await at_site.query(ns, "up/*")
         assert texts(rows) == ["from-site"] and at_site.last_query_source == "designated"
         tier.proxies[0].set_mode("cut", rst=True)  # uplink down: the site answers from its own store
-        wait_for(lambda: "event=uplink_down" in site.output(), 15, "uplink down")
+        await await_until(lambda: "event=uplink_down" in site.output(), 15, "uplink down")
         rows = await at_site.query(ns, "up/*")
         assert texts(rows) == ["from-site"] and at_site.last_query_source == "local"
         tier.proxies[0].set_mode("pass")
-        wait_for(lambda: site.output().count("event=uplink_up") >= 2, 20, "uplink up again")
+        await await_until(lambda: site.output().count("event=uplink_up") >= 2, 20, "uplink up again")
         status = await at_site.status()
         uplinks = status["uplinks"]
         assert isinstance(uplinks, list) and uplinks[0]["state"] == "up"
@@ -73,7 +89,7 @@ def test_outage_backlog_reaches_the_dr_after_restore(tier: Tier) -> None:
         at_site = await client(site, tier)
         local = at_site.subscribe(ns, "o/*", identifier="local")
         await local.start()
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
         proxy.set_mode("cut", rst=True)
         t0 = time.monotonic()
         sem = asyncio.Semaphore(256)
@@ -85,6 +101,7 @@ def test_outage_backlog_reaches_the_dr_after_restore(tier: Tier) -> None:
         await asyncio.gather(*[pub(i) for i in range(MESSAGES)])
         got_local = await collect(local, MESSAGES, 120)
         assert len(got_local) == MESSAGES  # delivered at the site at once, uplink or not
+        # not synchronisation: the outage lasts OUTAGE_S, the fault this scenario injects
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - t0)))
         proxy.set_mode("pass")
         got = await collect(cloud, MESSAGES, 180)
@@ -109,12 +126,12 @@ def test_blackhole_is_detected_and_recovered(tier: Tier) -> None:
         cloud = at_dr.subscribe(ns, "bh/*", identifier="cloud")
         await cloud.start()
         at_site = await client(site, tier)
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
         proxy.set_mode("blackhole")
         t0 = time.monotonic()
         for i in range(20):
             await at_site.publish(ns, f"bh/{i}", str(i))
-        wait_for(lambda: "event=uplink_down" in site.output(), 15, "the dead link to be noticed")
+        await await_until(lambda: "event=uplink_down" in site.output(), 15, "the dead link to be noticed")
         detected = time.monotonic() - t0
         assert detected <= 15, detected  # deadAfter = 3 s in these configs; default 15 s
         proxy.set_mode("pass")
@@ -136,11 +153,11 @@ def test_flapping_link_loses_nothing(tier: Tier) -> None:
         cloud = at_dr.subscribe(ns, "f/*", identifier="cloud")
         await cloud.start()
         at_site = await client(site, tier)
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
         flapper = proxy.flap(2.0, 2.0, 12.0)
         for i in range(total):
             await at_site.publish(ns, f"f/{i % 10}", str(i))
-            if i % 100 == 0:
+            if i % 100 == 0:  # not synchronisation: spread the publishes over the flaps (10 s of the 12 s)
                 await asyncio.sleep(0.5)
         got = await collect(cloud, total, 120)
         flapper.join(30)
@@ -170,7 +187,7 @@ def test_dr_kill9_mid_stream(tier: Tier) -> None:
         await cloud.start()
         await at_dr.close()  # durable subscription: it keeps queueing at the DR
         at_site = await client(site, tier)
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
         for i in range(total):
             await at_site.publish(ns, f"k/{i % 10}", str(i))
             if i == total // 2:
@@ -213,7 +230,7 @@ def test_site_kill9_mid_stream(tier: Tier) -> None:
         cloud = at_dr.subscribe(ns, "s/*", identifier="cloud")
         await cloud.start()
         at_site = await client(site, tier, reconnect=False)
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
         tier.proxies[0].set_mode("cut")  # keep messages in the site's trunk queue when it dies
         accepted = []
         for i in range(total):
@@ -242,8 +259,9 @@ def test_two_sites_and_a_dr(tmp_path: Path) -> None:
             sub = at_b.subscribe(ns, "x/*", identifier="b-listener")
             await sub.start()
             at_a = await client(a, tier)
-            wait_for(lambda: "event=uplink_up" in a.output() and "event=uplink_up" in b.output(), 20, "uplinks")
-            await asyncio.sleep(1.0)
+            await await_until(lambda: "event=uplink_up" in a.output() and "event=uplink_up" in b.output(), 20,
+                              "uplinks")
+            await await_until(forwarded(tier.dr, 1), 20, "b's subscription forwarded to the DR")
             for i in range(10):
                 await at_a.publish(ns, "x/a", str(i))
             got = await collect(sub, 10, 30)
@@ -300,7 +318,7 @@ def test_peer_authentication_failures_are_refused_with_a_log_line(tmp_path: Path
         lost.config(routers=f'[[RoutingConfig.Router]]\n  Namespace = "{other}"\n'
                             f'  Address = "{tier.dr.peer_address}"\n')
         lost.start()
-        wait_for(lambda: "not-designated" in tier.dr.output() or "not a designated router" in lost.output(), 20,
+        wait_until(lambda: "not-designated" in tier.dr.output() or "not a designated router" in lost.output(), 20,
                  "the refusal")
         assert "event=trunk_auth_failed" in lost.output() or "event=trunk_auth_failed" in tier.dr.output()
         lost.stop()
@@ -338,15 +356,19 @@ def test_revocation_issued_at_the_dr_reaches_the_site_when_it_reconnects(tier: T
         doomed = await Client.connect(site.agent_address, entity=tier.dir / "doomed.ent", wave_db=tier.dir / "wave")
         sub = doomed.subscribe(ns, "r/*", identifier="doomed")
         await sub.start()
-        wait_for(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
         proxy.set_mode("cut", rst=True)  # the site is offline when the grant is revoked in the cloud
         wv(tier.env, tier.dir, "revoke", "--attester", "namespace.ent", "--attestation", att_hash, "-o", "rev.pem")
         wv(tier.env, tier.dir, "import", "--db", str(tier.dir / "dr-wave"), "rev.pem")
-        wait_for(lambda: "event=revocation_learned" in tier.dr.output(), 10, "the DR to learn the revocation")
-        await asyncio.sleep(1.0)
+        await await_until(lambda: "event=revocation_learned" in tier.dr.output(), 10,
+                          "the DR to learn the revocation")
+        # the site has tried its uplink since, through the cut link, and learned nothing
+        tried = await uplink_reconnects(site)
+        await await_until(lambda: more_reconnects(site, tried), 15, "an uplink attempt after the revocation")
         assert "event=revocation_received" not in site.output()
         proxy.set_mode("pass")
-        wait_for(lambda: "event=revocation_received" in site.output(), 30, "the revocation to reach the site")
+        await await_until(lambda: "event=revocation_received" in site.output(), 30,
+                          "the revocation to reach the site")
         try:
             await asyncio.wait_for(sub.__anext__(), 10)
             raise AssertionError("the revoked subscription delivered a message")

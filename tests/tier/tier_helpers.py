@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fault_proxy import FaultProxy
+from router_proc import ask_status
+from waiting import wait_until
 
 from wavemq_edge.client import Client, ReceivedMessage, Subscription
 from wavemq_edge.wave import format_id, load_entity
@@ -82,22 +85,25 @@ class Router:
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.env, cwd=self.dir)
         self.starts += 1
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.output()
-            banners = text.split("wavemq-edge 0.1.0 router")
+        proc = self.proc
+
+        def listening() -> tuple[str, str] | bool:
+            banners = self.output().split("wavemq-edge 0.1.0 router")
             if len(banners) > self.starts:
                 last = banners[-1]
                 m = re.search(r"listening:\s+(\S+) \(agents\)", last)
                 if m:
-                    self.agent_address = m.group(1)
                     p = re.search(r"listening:\s+(\S+) \(peers", last)
-                    if p:
-                        self.peer_address = p.group(1)
-                    return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
+                    return m.group(1), p.group(1) if p else ""
+            return proc.poll() is not None
+
+        with contextlib.suppress(AssertionError):  # a timeout is reported below, with the router's output
+            started = wait_until(listening, timeout, f"{self.name}'s listening line")
+            if isinstance(started, tuple):
+                self.agent_address = started[0]
+                if started[1]:
+                    self.peer_address = started[1]
+                return self
         raise AssertionError(f"{self.name} did not start:\n{self.output()[-3000:]}")
 
     def output(self) -> str:
@@ -188,10 +194,19 @@ async def collect(sub: Subscription, n: int, timeout: float) -> list[ReceivedMes
     return out
 
 
-def wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+async def status(router: Router) -> dict[str, object]:
+    """The router's STATUS reply (no grant needed)."""
+    return await ask_status(router.agent_address)
+
+
+async def subscriptions(router: Router) -> int:
+    n = (await status(router))["subscriptions"]
+    assert isinstance(n, int)
+    return n
+
+
+async def uplink_reconnects(router: Router) -> int:
+    """How many times the site's (first) uplink connection ended, failed attempts included."""
+    uplinks = (await status(router))["uplinks"]
+    assert isinstance(uplinks, list)
+    return int(uplinks[0]["reconnects"])
