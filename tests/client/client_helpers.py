@@ -92,7 +92,7 @@ def make_core() -> RouterCore:
     queues = QueueStore(MemoryBackend(), StoreOptions(path="mem", journal_dir=""), 0.0, T0)
     opts = RouterOptions(subscription_limits=QueueLimits(1000, 1 << 20, 86400), inflight_window=WINDOW)
     return RouterCore(router_id=ROUTER_ID, queues=queues, verifier=Verifier(), options=opts, now=0.0,
-                      wall_offset=T0)
+                      wall=T0)
 
 
 class Link:
@@ -114,7 +114,7 @@ class Link:
                 self.client.receive_bytes(piece, now)
             up = self.client.bytes_to_send()
             for piece in self.feed(up):
-                self.session.receive_bytes(piece, now)
+                self.session.receive_bytes(piece, now, T0 + now)
             self.core.service()
             if not down and not up:
                 break

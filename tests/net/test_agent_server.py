@@ -19,6 +19,7 @@ from router_helpers import T0, World, make_core
 from waiting import await_until
 
 from wavemq_edge.net.agent_server import AgentProtocol, AgentServer
+from wavemq_edge.net.writes import WriteScheduler
 from wavemq_edge.router import RouterCore
 from wavemq_edge.wave import EntitySecret, object_id, sign_handshake, sign_message, sign_subscribe
 from wavemq_edge.wire import CloseCode, Frame, FrameType, encode_frame
@@ -30,8 +31,9 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 def make_server(core: RouterCore | None = None, *, max_connections: int = 10,
                 handshake_timeout_s: float = 10.0) -> AgentServer:
-    return AgentServer(core or make_core(), max_connections=max_connections, max_frame_bytes=1 << 18,
-                       handshake_timeout_s=handshake_timeout_s)
+    core = core or make_core()
+    return AgentServer(core, WriteScheduler(core), max_connections=max_connections, max_frame_bytes=1 << 18,
+                       handshake_timeout_s=handshake_timeout_s, wall_clock=wall)
 
 
 class Conn:

@@ -58,14 +58,14 @@ def test_subscription_ends_at_its_proofs_expiry(world: World) -> None:
     core = make_core()
     b = Agent(core, short_lived(world))
     assert subscribe(b, world, "t/*", "s", now=0.0).type is FrameType.SUBSCRIBED
-    assert core.next_deadline() == pytest.approx(EXPIRES)
-    core.handle_timer(EXPIRES - 0.5)
+    assert core.next_deadline(0.0, T0) == pytest.approx(EXPIRES)
+    core.handle_timer(EXPIRES - 0.5, T0 + EXPIRES - 0.5)
     assert len(core.subscriptions()) == 1 and not b.recv()
-    core.handle_timer(EXPIRES)
+    core.handle_timer(EXPIRES, T0 + EXPIRES)
     end = b.recv()[-1]
     assert end.type is FrameType.SUB_END and end.fields[1] == ErrorCode.SUBSCRIPTION_ENDED
     assert "expired" in str(end.fields[2])
-    assert core.subscriptions() == [] and core.next_deadline() is None
+    assert core.subscriptions() == [] and core.next_deadline(0.0, T0) is None
 
 
 @pytest.mark.parametrize(("requested_s", "ends_at"), [(30, 30.0), (600, EXPIRES)])
@@ -74,7 +74,7 @@ def test_a_subscription_ends_at_the_earlier_of_its_requested_and_its_proofs_expi
     core = make_core()
     b = Agent(core, short_lived(world))
     assert subscribe(b, world, "t/*", "s", now=0.0, expiry_s=requested_s).type is FrameType.SUBSCRIBED
-    assert core.next_deadline() == pytest.approx(ends_at)
+    assert core.next_deadline(0.0, T0) == pytest.approx(ends_at)
 
 
 def test_nothing_is_delivered_to_a_subscription_after_it_expired(world: World) -> None:
@@ -84,7 +84,7 @@ def test_nothing_is_delivered_to_a_subscription_after_it_expired(world: World) -
     subscribe(b, world, "t/*", "s", now=0.0)
     assert publish(pub, world, "t/1", "before", now=50.0).type is FrameType.OK
     assert [f.type for f in b.recv()] == [FrameType.DELIVER]
-    core.handle_timer(EXPIRES)
+    core.handle_timer(EXPIRES, T0 + EXPIRES)
     assert [f.type for f in b.recv()] == [FrameType.SUB_END]
     assert publish(pub, world, "t/2", "after", now=EXPIRES + 1).type is FrameType.OK
     assert b.recv() == []
@@ -108,8 +108,8 @@ def test_the_earliest_expiry_among_subscriptions_arms_the_timer(world: World) ->
     long, brief = Agent(core, world.entity()), Agent(core, short_lived(world))
     subscribe(long, world, "t/*", "long", now=0.0)
     subscribe(brief, world, "t/*", "brief", now=0.0)
-    assert core.next_deadline() == pytest.approx(EXPIRES)
-    core.handle_timer(EXPIRES)
+    assert core.next_deadline(0.0, T0) == pytest.approx(EXPIRES)
+    core.handle_timer(EXPIRES, T0 + EXPIRES)
     assert [s.sub_id for s in core.subscriptions()] == ["long"]
-    deadline = core.next_deadline()
+    deadline = core.next_deadline(0.0, T0)
     assert deadline is not None and deadline > EXPIRES

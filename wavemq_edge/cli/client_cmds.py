@@ -206,8 +206,8 @@ async def _status(args: argparse.Namespace) -> ExitCode:
 
 async def _demo(args: argparse.Namespace) -> ExitCode:
     from ..config import load_default_config
-    from ..server import Server as RouterService
     from ..ops import configure_logging
+    from ..server import Server as RouterService
 
     configure_logging("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="wavemq-demo-"))

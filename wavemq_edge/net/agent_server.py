@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Final, cast
 
-from ..router import AgentSession, RouterCore
+from ..router import AgentSession, RouterCore, core_reply
 from ..wire import CloseCode, FrameType, encode_frame
 from .writes import WriteScheduler
 
@@ -33,17 +33,23 @@ class AgentServer:
 
     def __init__(self, core: RouterCore, writes: WriteScheduler, *, max_connections: int, max_frame_bytes: int,
                  handshake_timeout_s: float,
-                 status_source: Callable[[float], Mapping[str, object]] | None = None) -> None:
+                 status_source: Callable[[float], Mapping[str, object]] | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.core = core
+        #: epoch seconds for the security checks (injected: tests run on a fixed epoch)
+        self.wall_clock = wall_clock
         self.writes = writes
-        #: what a STATUS request is answered with (the server's snapshot); None: the core's own figures
-        self.status_source = status_source
+        #: what a STATUS request is answered with: the server's snapshot, or the core's own figures
+        self.status_source = status_source or self._core_status
         self.max_connections = max_connections
         self.max_frame_bytes = max_frame_bytes
         self.handshake_timeout_s = handshake_timeout_s
         self.connections: set[AgentProtocol] = set()
         self.refused_connections = 0
         self.accepted_connections = 0
+
+    def _core_status(self, now: float) -> Mapping[str, object]:
+        return {**core_reply(self.core.status(now)), "connections": len(self.connections)}
 
     def protocol_factory(self) -> AgentProtocol:
         return AgentProtocol(self)
@@ -103,7 +109,7 @@ class AgentProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
-        session.receive_bytes(data, asyncio.get_running_loop().time(), time.time())
+        session.receive_bytes(data, asyncio.get_running_loop().time(), self.server.wall_clock())
         if session.next_deadline() is None and self._timer is not None:
             self._timer.cancel()
             self._timer = None
