@@ -4,8 +4,9 @@
 * ``budget.py``: the RAM/disk budget policy and the start-up fit check (pure).
 * ``systemd.py``: sd_notify messages and the watchdog health decision (pure) plus the datagram sender.
 * ``metrics.py``: Prometheus text exposition (pure); ``status_view.py``: the human ``status`` text.
-* ``durable_gate.py``: refusing new durable subscriptions while the disk is short.
-* ``runtime.py``: the glue ``net/service.py`` drives (psutil sampling, notify/watchdog/budget tasks).
+* ``state.py``: the narrow, read-only ``ServerState`` ops gets, and the three ``ServerControls`` it may use.
+* ``status.py``: one ``StatusSnapshot`` rendered as STATUS reply, ``STATUS=`` line and Prometheus families.
+* ``runtime.py``: the glue the server drives (psutil sampling, notify/watchdog/budget tasks).
 
 Only the logging set-up is imported here, so ``wavemq-edge`` client commands do not load psutil.
 """

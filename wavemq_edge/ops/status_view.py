@@ -9,7 +9,7 @@ hidden from the operator.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 __all__ = ["derive", "render_status"]
@@ -111,6 +111,17 @@ def render_status(status: Mapping[str, object]) -> str:
                if isinstance(fw, Mapping) else "?")
     row("flushes", f"{get('flushes')} ({get('failed_flushes')} failed)")
     row("flush write", f"{fw_text} (LMDB transaction + fdatasync)")
+    _journal_systemd_uplinks(get, row)
+    metrics = get("metrics")
+    if metrics:
+        row("metrics", f"http://{metrics}/metrics")
+    for key in sorted(k for k in s if k not in shown and k != "queue_detail"):
+        row(key, _flat(s[key]))
+    lines += _queue_table(s.get("queue_detail"))
+    return "\n".join(lines)
+
+
+def _journal_systemd_uplinks(get: Callable[[str], object], row: Callable[[str, str], None]) -> None:
     journal = get("journal")
     if isinstance(journal, Mapping):
         tmpfs = {True: "tmpfs", False: "NOT tmpfs", None: "?"}.get(journal.get("on_tmpfs"), "?")
@@ -131,19 +142,16 @@ def render_status(status: Mapping[str, object]) -> str:
                 row("uplinks" if i == 0 else "", f"{u.get('namespace')} {u.get('address')}: {u.get('state')} since "
                     f"{since_u}, backlog {u.get('backlog')}, rtt {u.get('rtt_ms')} ms, reconnects "
                     f"{u.get('reconnects')}, last error {u.get('last_error') or '-'}")
-    metrics = get("metrics")
-    if metrics:
-        row("metrics", f"http://{metrics}/metrics")
-    for key in sorted(k for k in s if k not in shown and k != "queue_detail"):
-        row(key, _flat(s[key]))
-    detail = s.get("queue_detail")
-    if isinstance(detail, list) and detail:
-        lines.append("")
-        lines.append(f"{'QUEUE':<40} {'KIND':<12} {'DEPTH':>8} {'BYTES':>10}  DROPS")
-        for q in detail[:MAX_QUEUE_ROWS]:
-            if isinstance(q, Mapping):
-                lines.append(f"{q.get('id')!s:<40} {q.get('kind')!s:<12} {q.get('depth')!s:>8} "
-                             f"{_size(q.get('bytes')):>10}  {_flat(q.get('drops'))}")
-        if len(detail) > MAX_QUEUE_ROWS:
-            lines.append(f"... {len(detail) - MAX_QUEUE_ROWS} more (wavemq-edge status --json)")
-    return "\n".join(lines)
+
+
+def _queue_table(detail: object) -> list[str]:
+    if not isinstance(detail, list) or not detail:
+        return []
+    lines = ["", f"{'QUEUE':<40} {'KIND':<12} {'DEPTH':>8} {'BYTES':>10}  DROPS"]
+    for q in detail[:MAX_QUEUE_ROWS]:
+        if isinstance(q, Mapping):
+            lines.append(f"{q.get('id')!s:<40} {q.get('kind')!s:<12} {q.get('depth')!s:>8} "
+                         f"{_size(q.get('bytes')):>10}  {_flat(q.get('drops'))}")
+    if len(detail) > MAX_QUEUE_ROWS:
+        lines.append(f"... {len(detail) - MAX_QUEUE_ROWS} more (wavemq-edge status --json)")
+    return lines

@@ -45,6 +45,7 @@ from ..wire import (
     RemoteWireError,
     encode_frame,
 )
+from ..wire.fields import expect_bool, expect_bytes, expect_fields, expect_int, expect_int_list, expect_str
 from .core import RouterCore
 from .errors import ErrorCode, RouterError
 from .status import core_reply
@@ -73,31 +74,6 @@ class _ProtocolError(Exception):
     def __init__(self, code: CloseCode, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def _int(v: object, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _ProtocolError(CloseCode.BAD_FIELDS, f"{what} must be an integer")
-    return v
-
-
-def _bytes(v: object, what: str) -> bytes:
-    if not isinstance(v, bytes):
-        raise _ProtocolError(CloseCode.BAD_FIELDS, f"{what} must be a byte string")
-    return v
-
-
-def _str(v: object, what: str) -> str:
-    if not isinstance(v, str):
-        raise _ProtocolError(CloseCode.BAD_FIELDS, f"{what} must be a text string")
-    return v
-
-
-def _fields(frame: Frame, n: int) -> tuple[object, ...]:
-    if len(frame.fields) != n:
-        raise _ProtocolError(CloseCode.BAD_FIELDS,
-                             f"{frame.type.name} frame has {len(frame.fields)} fields, expected {n}")
-    return frame.fields
 
 
 class AgentSession:
@@ -216,8 +192,8 @@ class AgentSession:
     def _dispatch(self, frame: Frame, now: float, wall: float) -> None:
         kind = frame.type
         if kind is FrameType.PING:
-            (token,) = _fields(frame, 1)
-            self._send(FrameType.PONG, _int(token, "PING token"))
+            (token,) = expect_fields(frame, 1)
+            self._send(FrameType.PONG, expect_int(token, "PING token"))
             return
         if kind is FrameType.PONG:
             return
@@ -233,9 +209,9 @@ class AgentSession:
         handler(self, frame, now, wall)
 
     def _auth(self, frame: Frame, wall: float) -> None:
-        raw, sig = _fields(frame, 2)
-        raw_b = _bytes(raw, "AUTH entity")
-        sig_b = _bytes(sig, "AUTH signature")
+        raw, sig = expect_fields(frame, 2)
+        raw_b = expect_bytes(raw, "AUTH entity")
+        sig_b = expect_bytes(sig, "AUTH signature")
         try:
             entity = Entity.from_bytes(raw_b)
             verify_handshake(entity, self._challenge, sig_b)
@@ -254,9 +230,9 @@ class AgentSession:
         log.debug("event=agent_authenticated peer=%s entity=%s", self.peer, format_id(entity.id))
 
     def _on_proof(self, frame: Frame, now: float, wall: float) -> None:
-        req, proof = _fields(frame, 2)
-        req = _int(req, "request number")
-        proof = _bytes(proof, "PROOF bytes")
+        req, proof = expect_fields(frame, 2)
+        req = expect_int(req, "request number")
+        proof = expect_bytes(proof, "PROOF bytes")
         if len(proof) > MAX_PROOF_BYTES:
             self._refuse(req, ErrorCode.BAD_REQUEST, f"proof of {len(proof)} bytes exceeds {MAX_PROOF_BYTES}")
             return
@@ -265,11 +241,11 @@ class AgentSession:
         self._send(FrameType.OK, req, proof_id)
 
     def _on_publish(self, frame: Frame, now: float, wall: float) -> None:
-        req, raw = _fields(frame, 2)
-        req = _int(req, "request number")
+        req, raw = expect_fields(frame, 2)
+        req = expect_int(req, "request number")
         assert self.entity is not None
         try:
-            result = self.core.publish(self.entity, _bytes(raw, "PUBLISH message"), self._proof_for, now,
+            result = self.core.publish(self.entity, expect_bytes(raw, "PUBLISH message"), self._proof_for, now,
                                        wall)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
@@ -277,14 +253,13 @@ class AgentSession:
         self._send(FrameType.OK, req, "duplicate" if result.duplicate else "accepted")
 
     def _on_subscribe(self, frame: Frame, now: float, wall: float) -> None:
-        req, raw, ephemeral = _fields(frame, 3)
-        req = _int(req, "request number")
-        if not isinstance(ephemeral, bool):
-            raise _ProtocolError(CloseCode.BAD_FIELDS, "SUBSCRIBE ephemeral flag must be a boolean")
+        req, raw, ephemeral = expect_fields(frame, 3)
+        req = expect_int(req, "request number")
+        ephemeral = expect_bool(ephemeral, "SUBSCRIBE ephemeral flag")
         assert self.entity is not None
         try:
-            sub, resumed = self.core.subscribe(self, self.entity, _bytes(raw, "SUBSCRIBE object"), self._proof_for,
-                                               ephemeral, len(self.subscriptions), now, wall)
+            sub, resumed = self.core.subscribe(self, self.entity, expect_bytes(raw, "SUBSCRIBE object"),
+                                               self._proof_for, ephemeral, len(self.subscriptions), now, wall)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
@@ -301,10 +276,9 @@ class AgentSession:
         self._send(FrameType.SUBSCRIBED, req, sub.sub_id, int(sub.expiry), resumed, backlog)
 
     def _on_dack(self, frame: Frame, now: float, wall: float) -> None:
-        sub_id, seqs = _fields(frame, 2)
-        sub_id = _str(sub_id, "DACK subscription id")
-        if not isinstance(seqs, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs):
-            raise _ProtocolError(CloseCode.BAD_FIELDS, "DACK sequences must be a list of integers")
+        sub_id, seqs = expect_fields(frame, 2)
+        sub_id = expect_str(sub_id, "DACK subscription id")
+        seqs = expect_int_list(seqs, "DACK sequences")
         sub = self._by_sub_id.get(sub_id)
         if sub is None:
             return  # ended meanwhile; the acks are moot
@@ -313,27 +287,27 @@ class AgentSession:
             self._inflight[sub.key] = max(0, self._inflight.get(sub.key, 0) - n)
 
     def _on_unsubscribe(self, frame: Frame, now: float, wall: float) -> None:
-        req, raw = _fields(frame, 2)
-        req = _int(req, "request number")
+        req, raw = expect_fields(frame, 2)
+        req = expect_int(req, "request number")
         assert self.entity is not None
         try:
-            n = self.core.unsubscribe(self.entity, _bytes(raw, "UNSUBSCRIBE object"), now, wall)
+            n = self.core.unsubscribe(self.entity, expect_bytes(raw, "UNSUBSCRIBE object"), now, wall)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
         self._send(FrameType.OK, req, n)
 
     def _on_query(self, frame: Frame, now: float, wall: float) -> None:
-        req, raw, after, limit = _fields(frame, 4)
-        req = _int(req, "request number")
+        req, raw, after, limit = expect_fields(frame, 4)
+        req = expect_int(req, "request number")
         if after is not None:
-            after = _str(after, "QUERY continuation")
-        limit = _int(limit, "QUERY limit")
+            after = expect_str(after, "QUERY continuation")
+        limit = expect_int(limit, "QUERY limit")
         assert self.entity is not None
         reply = _QueryReply(self, req)
         try:
-            result = self.core.query(self.entity, _bytes(raw, "QUERY object"), self._proof_for, after, limit, wall,
-                                     reply)
+            result = self.core.query(self.entity, expect_bytes(raw, "QUERY object"), self._proof_for, after, limit,
+                                     wall, reply)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
@@ -341,9 +315,9 @@ class AgentSession:
             reply.query_results([m for _uri, m in result.messages], result.continuation, result.source)
 
     def _on_status(self, frame: Frame, now: float, wall: float) -> None:
-        (req,) = _fields(frame, 1)
+        (req,) = expect_fields(frame, 1)
         status = _wire_safe(dict(self._status_source(now)))
-        self._send(FrameType.STATUS_REPLY, _int(req, "request number"), status)
+        self._send(FrameType.STATUS_REPLY, expect_int(req, "request number"), status)
 
     # ------------------------------------------------------------------ Consumer
 

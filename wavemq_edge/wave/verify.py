@@ -103,19 +103,8 @@ def _check_validity(what: str, not_before: int, not_after: int, now: float, skew
         )
 
 
-def verify_proof(
-    data: bytes | Proof,
-    *,
-    now: float,
-    skew_s: float = DEFAULT_SKEW_S,
-    revoked: Container[bytes] = frozenset(),
-    lookup: EntityLookup | None = None,
-) -> ProofResult:
-    """Verify every signature, link, validity window, revocation and TTL; see the module docstring."""
-    proof = data if isinstance(data, Proof) else Proof.from_bytes(data)
-    pid = format_id(proof.id)
-
-    # 2. path shape
+def _check_paths(proof: Proof, pid: str) -> None:
+    """Step 2: every path is non-empty, in range and without a cycle."""
     n = len(proof.attestations)
     if not proof.paths and proof.subject_id != proof.namespace_id:
         raise VerificationError(Reason.BAD_PATH, f"proof {pid} has no path and its subject is not the namespace")
@@ -128,26 +117,34 @@ def verify_proof(
         if len(set(path)) != len(path):
             raise VerificationError(Reason.BAD_PATH, f"proof {pid}: path {p} uses an attestation twice (a cycle)")
 
-    # 3. entities
-    entities: dict[bytes, Entity] = {}
-    for raw in proof.entities:
-        entity = Entity.from_bytes(raw)
-        entities[entity.id] = entity
 
-    def resolve(entity_id: bytes, role: str) -> Entity:
-        entity = entities.get(entity_id)
-        if entity is None and lookup is not None:
-            entity = lookup(entity_id)
+class _Entities:
+    """Step 3: the entities a proof carries, then the local store's (checked against their ids)."""
+
+    def __init__(self, proof: Proof, pid: str, lookup: EntityLookup | None) -> None:
+        self._pid = pid
+        self._lookup = lookup
+        self._known: dict[bytes, Entity] = {}
+        for raw in proof.entities:
+            entity = Entity.from_bytes(raw)
+            self._known[entity.id] = entity
+
+    def resolve(self, entity_id: bytes, role: str) -> Entity:
+        entity = self._known.get(entity_id)
+        if entity is None and self._lookup is not None:
+            entity = self._lookup(entity_id)
             if entity is not None:
                 check_id(entity_id, entity.raw, f"{role} {format_id(entity_id)} from the local store")
-                entities[entity_id] = entity
+                self._known[entity_id] = entity
         if entity is None:
             raise VerificationError(
-                Reason.UNKNOWN_ENTITY, f"proof {pid}: {role} {format_id(entity_id)} is neither included nor known"
+                Reason.UNKNOWN_ENTITY, f"proof {self._pid}: {role} {format_id(entity_id)} is neither included nor known"
             )
         return entity
 
-    # 4. attestations
+
+def _attestations(proof: Proof, pid: str, entities: _Entities) -> list[Attestation]:
+    """Step 4: each attestation once, in the proof's namespace, signed by its attester."""
     attestations: list[Attestation] = []
     seen: set[bytes] = set()
     for raw in proof.attestations:
@@ -161,10 +158,13 @@ def verify_proof(
                 f"proof {pid}: attestation {format_id(att.id)} is in namespace {format_id(att.namespace_id)}, "
                 f"the proof is for {format_id(proof.namespace_id)}",
             )
-        att.verify(resolve(att.attester_id, "attester"))
+        att.verify(entities.resolve(att.attester_id, "attester"))
         attestations.append(att)
+    return attestations
 
-    # 5. chains
+
+def _check_chains(proof: Proof, pid: str, attestations: list[Attestation]) -> None:
+    """Step 5: each path runs from the namespace, link to link, to the subject."""
     for p, path in enumerate(proof.paths):
         first = attestations[path[0]]
         if first.attester_id != proof.namespace_id:
@@ -189,11 +189,14 @@ def verify_proof(
                 f"{format_id(proof.subject_id)}",
             )
 
-    # 6. validity and revocation of everything used
-    used: list[Entity] = [resolve(proof.namespace_id, "namespace")]
+
+def _check_windows(proof: Proof, attestations: list[Attestation], entities: _Entities, now: float, skew_s: float,
+                   revoked: Container[bytes]) -> tuple[frozenset[bytes], int, int]:
+    """Step 6: validity and revocation of everything used; returns (depends, expiry, latest start)."""
+    used: list[Entity] = [entities.resolve(proof.namespace_id, "namespace")]
     for att in attestations:
-        used.append(resolve(att.attester_id, "attester"))
-        used.append(resolve(att.subject_id, "subject"))
+        used.append(entities.resolve(att.attester_id, "attester"))
+        used.append(entities.resolve(att.subject_id, "subject"))
     depends: set[bytes] = set()
     expiry = 1 << 64
     latest_start = 0
@@ -214,8 +217,11 @@ def verify_proof(
         depends.add(att.revocation_commitment)
         expiry = min(expiry, att.not_after)
         latest_start = max(latest_start, att.not_before)
+    return frozenset(depends), expiry, latest_start
 
-    # 7. fold each path, then union
+
+def _fold_paths(proof: Proof, pid: str, attestations: list[Attestation]) -> tuple[list[tuple[Statement, ...]], int]:
+    """Step 7: fold each path (narrowing, TTL); returns the policies and the remaining indirections."""
     policies: list[tuple[Statement, ...]] = []
     indirections = 255
     for p, path in enumerate(proof.paths):
@@ -232,6 +238,26 @@ def verify_proof(
             policy = fold(policy, att.statements)
         policies.append(policy)
         indirections = min(indirections, ttl)
+    return policies, indirections
+
+
+def verify_proof(
+    data: bytes | Proof,
+    *,
+    now: float,
+    skew_s: float = DEFAULT_SKEW_S,
+    revoked: Container[bytes] = frozenset(),
+    lookup: EntityLookup | None = None,
+) -> ProofResult:
+    """Verify every signature, link, validity window, revocation and TTL; see the module docstring."""
+    proof = data if isinstance(data, Proof) else Proof.from_bytes(data)
+    pid = format_id(proof.id)
+    _check_paths(proof, pid)
+    entities = _Entities(proof, pid, lookup)
+    attestations = _attestations(proof, pid, entities)
+    _check_chains(proof, pid, attestations)
+    depends, expiry, latest_start = _check_windows(proof, attestations, entities, now, skew_s, revoked)
+    policies, indirections = _fold_paths(proof, pid, attestations)
     return ProofResult(
         proof_id=proof.id,
         subject=proof.subject_id,
@@ -239,6 +265,6 @@ def verify_proof(
         statements=union(policies),
         expiry=expiry,
         not_before=latest_start,
-        depends=frozenset(depends),
+        depends=depends,
         indirections=indirections,
     )

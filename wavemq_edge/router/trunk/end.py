@@ -10,6 +10,8 @@ from typing import Final
 
 from ...wave import Message, WaveError
 from ...wire import CloseCode, Frame, FrameType
+from ...wire.errors import FieldError
+from ...wire.fields import expect_bytes, expect_fields, expect_int, expect_int_list
 from ..channel import ChannelError, SecureChannel
 from ..compact import CompactDecoder, CompactEncoder, CompactError
 from ..core import RouterCore
@@ -43,28 +45,24 @@ class TrunkViolation(Exception):
     """The other end broke the trunk protocol: the link is closed with ``PROTOCOL_VIOLATION``."""
 
 
+# One set of field validators for every end (``wire/fields.py``); a bad field from the other router is a
+# trunk violation like any other (``receive_bytes`` closes the link with PROTOCOL_VIOLATION).
+
+
 def fields(frame: Frame, n: int) -> tuple[object, ...]:
-    if len(frame.fields) != n:
-        raise TrunkViolation(f"{frame.type.name} has {len(frame.fields)} fields, expected {n}")
-    return frame.fields
+    return expect_fields(frame, n)
 
 
 def as_int(v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TrunkViolation("expected an integer field")
-    return v
+    return expect_int(v, "trunk integer field")
 
 
 def as_bytes(v: object) -> bytes:
-    if not isinstance(v, bytes):
-        raise TrunkViolation("expected a byte-string field")
-    return v
+    return expect_bytes(v, "trunk byte-string field")
 
 
 def as_int_list(v: object) -> list[int]:
-    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-        raise TrunkViolation("expected a list of integers")
-    return v
+    return expect_int_list(v, "trunk list of integers")
 
 
 def source_of(raw: bytes) -> bytes:
@@ -153,7 +151,7 @@ class TrunkEnd:
             log.warning("event=trunk_auth_failed role=%s reason=%s detail=%r", self.channel.role.value,
                         exc.reason, str(exc))
             self.close(str(exc))
-        except (CompactError, TrunkViolation) as exc:
+        except (CompactError, TrunkViolation, FieldError) as exc:
             self.close(f"protocol violation: {exc}")
             self._try_send_error(CloseCode.PROTOCOL_VIOLATION, str(exc))
 
