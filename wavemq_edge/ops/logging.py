@@ -16,8 +16,9 @@ import logging
 import os
 import sys
 import time
-from collections import OrderedDict
 from typing import Final, TextIO
+
+from ..lru import LRU
 
 __all__ = ["RATE_LIMIT_WINDOW_S", "RateLimitedLog", "configure_logging"]
 
@@ -88,29 +89,25 @@ class RateLimitedLog:
         self.window_s = window_s
         self.max_keys = max_keys
         # key -> (time of the last line logged, events suppressed since)
-        self._keys: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._keys: LRU[str, tuple[float, int]] = LRU(max_keys)
 
     def log(self, level: int, key: str, now: float, msg: str, *args: object) -> bool:
         """Log ``msg % args`` unless ``key`` was logged less than ``window_s`` ago; True if logged."""
-        entry = self._keys.get(key)
+        entry = self._keys.peek(key)
         if entry is not None and now - entry[0] < self.window_s:
-            self._keys[key] = (entry[0], entry[1] + 1)
-            self._keys.move_to_end(key)
+            self._keys.put(key, (entry[0], entry[1] + 1))
             return False
         suppressed = entry[1] if entry is not None else 0
         if suppressed:
             self.logger.log(level, msg + " repeated=%d", *args, suppressed)
         else:
             self.logger.log(level, msg, *args)
-        self._keys[key] = (now, 0)
-        self._keys.move_to_end(key)
-        while len(self._keys) > self.max_keys:
-            self._keys.popitem(last=False)
+        self._keys.put(key, (now, 0))
         return True
 
     def warning(self, key: str, now: float, msg: str, *args: object) -> bool:
         return self.log(logging.WARNING, key, now, msg, *args)
 
     def suppressed(self, key: str) -> int:
-        entry = self._keys.get(key)
+        entry = self._keys.peek(key)
         return entry[1] if entry is not None else 0

@@ -15,7 +15,6 @@ queue's database so that removing and re-creating a queue id inside one flush wi
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -313,6 +312,3 @@ class LmdbQueueBackend:
     def close(self) -> None:
         self.denv.close()
 
-
-def data_file(path: str) -> str:
-    return os.path.join(path, "data.mdb")

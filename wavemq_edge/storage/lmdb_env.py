@@ -3,7 +3,7 @@
 Opened with ``subdir``, ``sync=True``, ``metasync=True`` and without ``writemap``/``map_async``: a
 committed transaction is on the card, and a power cut during a commit leaves the previous one intact
 (LMDB's copy-on-write B+tree with two meta pages). ``writemap`` was measured at 1.8x device bytes and
-a file as large as the map (issue 4), so we keep the default ``malloc``-ed dirty pages.
+a file as large as the map (bench_storage.py), so we keep the default ``malloc``-ed dirty pages.
 
 ``MapFullError`` never escapes: ``write()`` aborts, doubles the map (up to ``max_map_size``) and retries;
 past the maximum it raises ``StorageFullError`` and the caller sheds backlog (counted). Resizing needs

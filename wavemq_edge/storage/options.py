@@ -39,10 +39,10 @@ QUEUE_EXPIRY_S: Final = 86400.0
 #: is written to flash. It is also the power-cut loss window.
 FLUSH_INTERVAL_S: Final = 30.0
 #: Unflushed backlog bytes that trigger an early flush. Batches of 1000-5000 small items gave ~1.1x
-#: device bytes per payload byte on py-lmdb 3.0 (issue 4); 4 MiB keeps RAM bounded on a 1 GB Pi.
+#: device bytes per payload byte on py-lmdb 3.0 (ci/bench/bench_storage.py); 4 MiB keeps RAM bounded on a 1 GB Pi.
 FLUSH_BYTES: Final = 4 * MIB
 #: Initial LMDB map. Without ``writemap`` the file only grows as pages are used, so the map is just
-#: address space; 32-bit ARM must stay well below 2 GB of address space (issue 4 hint).
+#: address space; a 32-bit ARM process has 2-3 GB of address space in all, so it stays well below that.
 DEFAULT_MAP_SIZE: Final = (256 if _IS_64BIT else 128) * MIB
 #: The map grows by doubling on ``MapFullError`` up to this; past it the oldest backlog is shed.
 DEFAULT_MAX_MAP_SIZE: Final = (8192 if _IS_64BIT else 512) * MIB

@@ -138,18 +138,6 @@ class RingQueue:
     def depth(self) -> int:
         return self.tail - self.head
 
-    def size_of(self, seq: int) -> int:
-        return self._sizes[seq - self._base]
-
-    def time_of(self, seq: int) -> float:
-        return self._times[seq - self._base]
-
-    def is_durable(self, seq: int) -> bool:
-        return self.disk_head <= seq < self.disk_tail and seq not in self.pending
-
-    def oldest_time(self) -> float | None:
-        return self._times[self.head - self._base] if self.tail > self.head else None
-
     def next_deadline(self) -> float | None:
         """Earliest time at which ``expire`` has work: the head item ages out, or (subscription
         queues) the queue has been idle for ``expiry_s``."""
@@ -301,9 +289,6 @@ class RingQueue:
         return seq
 
     # ----------------------------------------------------------------- flush
-
-    def has_flush_work(self) -> bool:
-        return self.header_dirty or bool(self.pending) or (self.disk_head < min(self.head, self.disk_tail))
 
     def plan_flush(self) -> FlushPlanEntry:
         """The delta from the durable range to the live range. Pure: ``complete_flush`` applies it."""

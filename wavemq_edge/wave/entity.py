@@ -183,12 +183,6 @@ class EntitySecret:
             raise VerificationError(Reason.MALFORMED, "entity secret: keyring keys do not match the public entity")
         return cls(entity, signing_key, x25519_sk, seed, encrypted)
 
-    @staticmethod
-    def is_encrypted(data: bytes) -> bool:
-        """Whether a secret file needs a passphrase (without needing one to answer)."""
-        opened = open_envelope(bytes(data), ObjectType.ENTITY_SECRET, MAX_SECRET_BYTES)
-        keyring = opened.tbs.get(2)
-        return isinstance(keyring, dict) and 10 in keyring
 
 
 def _open_keyring(keyring: dict[int, CborValue], entity: Entity, passphrase: str | None) -> dict[int, CborValue]:

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..lru import LRU
 from ..uri import Pattern
 from .errors import Reason, VerificationError
 from .ids import format_id, object_id
@@ -120,7 +121,7 @@ class Verifier:
         self._revoked: set[bytes] = set(revoked)
         self._max_proofs = max_proofs
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._negative: OrderedDict[bytes, tuple[VerificationError, float]] = OrderedDict()
+        self._negative: LRU[bytes, tuple[VerificationError, float]] = LRU(NEGATIVE_CACHE_MAX)
         self._dependents: dict[bytes, set[bytes]] = {}
         self._staleness_s = max_revocation_staleness_s
         self._default_to_unrevoked = default_to_unrevoked
@@ -193,9 +194,7 @@ class Verifier:
     def _remember_failure(self, proof_id: bytes, error: VerificationError, now: float) -> None:
         if error.reason not in _DETERMINISTIC:
             return
-        self._negative[proof_id] = (error, now + NEGATIVE_TTL_S)
-        while len(self._negative) > NEGATIVE_CACHE_MAX:
-            self._negative.popitem(last=False)
+        self._negative.put(proof_id, (error, now + NEGATIVE_TTL_S))
 
     def _entry(self, proof_id: bytes, now: float) -> _Entry | None:
         entry = self._cache.get(proof_id)
@@ -218,12 +217,12 @@ class Verifier:
         if entry is not None:
             self.stats.hits += 1
             return entry
-        negative = self._negative.get(proof_id)
+        negative = self._negative.peek(proof_id)
         if negative is not None:
             if now < negative[1]:
                 self.stats.negative_hits += 1
                 raise negative[0]
-            del self._negative[proof_id]
+            self._negative.pop(proof_id)
         self.stats.misses += 1
         try:
             result = verify_proof(proof, now=now, skew_s=self.skew_s, revoked=self._revoked, lookup=self._lookup)
