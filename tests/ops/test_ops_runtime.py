@@ -14,6 +14,7 @@ from wavemq_edge.ops.runtime import OpsRuntime
 from wavemq_edge.ops.state import FlushTimes, TrunkSummary
 from wavemq_edge.router import CoreStatus, RouterCore, RouterOptions
 from wavemq_edge.router.trunk import UplinkStats, UplinkStatus
+from wavemq_edge.server import derive
 from wavemq_edge.storage import DropReason, MemoryBackend, QueueKind, QueueLimits, QueueStats, QueueStore, StoreOptions
 from wavemq_edge.wave import Verifier
 
@@ -61,7 +62,10 @@ class FakeServer:
 
 
 def runtime(tmp_path: Path, svc: FakeServer) -> OpsRuntime:
-    ops = OpsRuntime(load_default_config(tmp_path), env={})
+    config = load_default_config(tmp_path)
+    ops = OpsRuntime(derive.budget_settings(config),
+                     lambda free, avail, cg: derive.fit_inputs(config, disk_free=free, available_memory=avail,
+                                                               cgroup_memory_max=cg), env={})
     ops._state = svc
     ops._controls = svc
     return ops

@@ -38,6 +38,7 @@ __all__ = [
     "Action",
     "BudgetPolicy",
     "BudgetReading",
+    "BudgetSettings",
     "FitInputs",
     "FitReport",
     "FlushEarly",
@@ -175,6 +176,23 @@ class _DiskState:
     low_water: int = 0
     actions: int = 0
     shed_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    """The budget watch's settings in bytes and seconds (``server/derive.py`` makes them from
+    ``BudgetConfig``)."""
+
+    memory_budget_bytes: int
+    disk_reserve_bytes: int
+    #: data directories whose filesystems are watched: queue store, persist store, WAVE database.
+    data_dirs: tuple[str, str, str]
+    sample_interval_s: float
+
+    @property
+    def queue_dir(self) -> str:
+        """The queue store's directory: the one whose queues are shed at the disk reserve."""
+        return self.data_dirs[0]
 
 
 @dataclass(slots=True)

@@ -25,21 +25,20 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
 import psutil
 
-from ..config import Config
 from ..config.units import MIB
 from ..router import SUBSCRIPTION_RECORDS
-from ..storage.options import DEFAULT_MAX_MAP_SIZE, StoreOptions
 from .budget import (
     Action,
     BudgetPolicy,
     BudgetReading,
+    BudgetSettings,
     FitInputs,
     FlushEarly,
     Pressure,
@@ -54,6 +53,9 @@ from .metrics import render
 from .state import ServerControls, ServerState
 from .status import OpsFigures, StatusSnapshot, build_snapshot, metric_families, reply, systemd_line
 from .systemd import Notifier, WatchdogPolicy, watchdog_interval_s
+
+#: Builds the fit check's inputs from (free bytes per data directory, available memory, cgroup limit).
+FitInputsFor = Callable[[Mapping[str, int], int, "int | None"], FitInputs]
 
 __all__ = ["DEBUG_STALL_ENV", "OpsRuntime", "recovery_extend_usec"]
 
@@ -119,16 +121,17 @@ def _malloc_trim() -> bool:
 
 
 class OpsRuntime:
-    def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
-        self.config = config
+    def __init__(self, budget: BudgetSettings, fit_inputs: FitInputsFor, env: Mapping[str, str] | None = None) -> None:
+        """``budget``: the watch's settings; ``fit_inputs``: the configured worst case for the start-up fit
+        check, given what this machine has (both from ``server/derive.py``)."""
+        self.budget = budget
+        self._fit_inputs = fit_inputs
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.notifier = Notifier(self.env)
         interval = watchdog_interval_s(self.env, os.getpid())
         self.watchdog = WatchdogPolicy(interval) if interval is not None else None
-        b = config.budget
-        self.data_dirs = [str(config.queue.queue_data_store), str(config.routing.persist_data_store),
-                          str(config.wave.database)]
-        self.policy = BudgetPolicy(b.memory_budget_mb * MIB, b.disk_reserve_mb * MIB,
+        self.data_dirs = list(budget.data_dirs)
+        self.policy = BudgetPolicy(budget.memory_budget_bytes, budget.disk_reserve_bytes,
                                    queue_dir=self.data_dirs[0], protected=frozenset({SUBSCRIPTION_RECORDS}))
         self.last_reading: BudgetReading | None = None
         self.rate_log = RateLimitedLog(log)
@@ -218,7 +221,7 @@ class OpsRuntime:
     async def _budget_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.config.budget.sample_interval_s)
+            await asyncio.sleep(self.budget.sample_interval_s)
             try:
                 self._sample_and_act(loop.time())
             except Exception:  # a sampling bug must not end the watch silently
@@ -292,25 +295,8 @@ class OpsRuntime:
                 ctl.request_flush()  # the deletes free pages inside the store for reuse
 
     def _fit_check(self) -> None:
-        cfg = self.config
-        q = cfg.queue
         reading = self.sample(0.0)
-        report = check_fit(FitInputs(
-            memory_budget=cfg.budget.memory_budget_mb * MIB,
-            disk_reserve=cfg.budget.disk_reserve_mb * MIB,
-            queue_dir=self.data_dirs[0],
-            subscription_max_bytes=q.subscription_queue_max_size_mb * MIB,
-            subscription_max_length=q.subscription_queue_max_length,
-            trunk_max_bytes=q.trunking_queue_max_size_mb * MIB,
-            trunk_max_length=q.trunking_queue_max_length,
-            trunk_queues=len(cfg.routing.routers),
-            max_map_bytes=DEFAULT_MAX_MAP_SIZE,
-            flush_bytes=q.flush_size_mb * MIB,
-            journal_max_bytes=StoreOptions(path="").journal_max_bytes,
-            disk_free=reading.disk_free,
-            available_memory=reading.available_memory_bytes,
-            cgroup_memory_max=cgroup_memory_max(),
-        ))
+        report = check_fit(self._fit_inputs(reading.disk_free, reading.available_memory_bytes, cgroup_memory_max()))
         for problem in report.problems:
             log.warning("event=budget_does_not_fit problem=%r", problem)
         for note in report.notes:

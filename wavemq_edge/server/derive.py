@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..config.units import MIB
-from ..ops.budget import FitInputs
+from ..ops.budget import BudgetSettings, FitInputs
 from ..router import RouterOptions
 from ..router.trunk import TrunkOptions
 from ..storage import PersistOptions, QueueLimits, StoreOptions
@@ -71,22 +71,6 @@ class TrunkSettings:
     uplink_limits: QueueLimits
     reconnect_min_s: float
     reconnect_max_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSettings:
-    """The budget watch (``ops/budget.py`` ``BudgetPolicy``) and its sampling, in bytes and seconds."""
-
-    memory_budget_bytes: int
-    disk_reserve_bytes: int
-    #: data directories whose filesystems are watched: queue store, persist store, WAVE database.
-    data_dirs: tuple[str, str, str]
-    sample_interval_s: float
-
-    @property
-    def queue_dir(self) -> str:
-        """The queue store's directory: the one whose queues are shed at the disk reserve."""
-        return self.data_dirs[0]
 
 
 def journal_dir(config: Config) -> str:

@@ -71,7 +71,12 @@ class Server:
         self.peer_address: str = ""
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.ops = OpsRuntime(config, env=derive.ops_environment(config))
+        self.ops = OpsRuntime(
+            derive.budget_settings(config),
+            lambda disk_free, available, cgroup: derive.fit_inputs(config, disk_free=disk_free,
+                                                                  available_memory=available,
+                                                                  cgroup_memory_max=cgroup),
+            env=derive.ops_environment(config))
 
     # ------------------------------------------------------------------ ServerState (read by ops)
 
