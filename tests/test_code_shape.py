@@ -3,7 +3,7 @@
 
 80 lines is what still fits on one screen with its docstring; a longer function has always turned out
 to hold two steps that read better named. Modules past ~500 lines were the rooms where newcomers got
-lost; the one left over the bound is listed with its reason, and the test fails if it grows.
+lost; a module that must exceed the bound is listed in ``OVERSIZED`` with its reason.
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "wavemq_edge"
 MAX_FUNCTION_LINES = 80
-MAX_MODULE_LINES = 520
-#: Modules allowed past the bound, with the most lines they may have.
-OVERSIZED = {
-    # The queue store's three-phase flush, recovery and accounting share one lock-free state machine;
-    # splitting it is planned with the storage work of the hardening issue.
-    "storage/queue_store.py": 740,
-}
+MAX_MODULE_LINES = 530
+#: Modules allowed past the bound, each with the most lines it may have and the reason (none today).
+OVERSIZED: dict[str, int] = {}
 
 
 def _modules() -> list[Path]:

@@ -29,10 +29,6 @@ future (a Pi without RTC booting with an old clock) are clamped to ``now``.
 from __future__ import annotations
 
 import logging
-import os
-import struct
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Final
 
 import cbor2
@@ -46,67 +42,34 @@ from .errors import (
     TooManyQueuesError,
     UnknownQueueError,
 )
+from .flush_plan import plan_flush
 from .flush_scheduler import FlushScheduler
-from .journal import Journal, JournalReport, is_tmpfs
+from .journal import Journal, JournalReport
 from .lmdb_env import StorageFullError
-from .options import JOURNAL_DIR_UNSET, QueueKind, QueueLimits, StoreOptions
+from .options import QueueKind, QueueLimits, StoreOptions
+from .recovery import (
+    _APPEND,
+    _DEDUP,
+    _HEAD,
+    _REC_APPEND,
+    _REC_CREATE,
+    _REC_DEDUP,
+    _REC_HEAD,
+    _REC_REMOVE,
+    _REC_TOUCH,
+    _REMOVE,
+    _TOUCH,
+    recover,
+)
 from .ring_queue import ACK, DropReason, QueueStats, RingQueue
+from .store_types import FlushOutcome, QueueExpired, StoreStats
 
 __all__ = ["FlushOutcome", "QueueExpired", "QueueStore", "StoreStats"]
 
 log = logging.getLogger("wavemq_edge.storage")
 
-# Journal record types (first byte of a record body).
-_REC_CREATE: Final = 1
-_REC_APPEND: Final = 2
-_REC_HEAD: Final = 3
-_REC_TOUCH: Final = 4
-_REC_REMOVE: Final = 5
-_REC_DEDUP: Final = 6
-_REC_TAIL: Final = 7
-_APPEND: Final = struct.Struct("<BQQd")
-_HEAD: Final = struct.Struct("<BQQB")
-_TOUCH: Final = struct.Struct("<BQd")
-_REMOVE: Final = struct.Struct("<BQ")
-_DEDUP: Final = struct.Struct("<Bd")
-_TAIL: Final = struct.Struct("<BQQ")
 #: Fraction of a queue's items shed when the map cannot grow any more (reason ``storage-full``).
 _STORAGE_FULL_SHED_FRACTION: Final = 4
-
-
-class FlushOutcome(Enum):
-    OK = "ok"
-    FAILED = "failed"
-    STORAGE_FULL = "storage-full"
-
-
-@dataclass(frozen=True, slots=True)
-class QueueExpired:
-    """``handle_timer`` removed a subscription queue nobody consumed for ``expiry_s``."""
-
-    queue_id: str
-    idle_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    queues: int
-    items: int
-    bytes: int
-    unflushed_items: int
-    unflushed_bytes: int
-    flushes: int
-    empty_flushes: int
-    failed_flushes: int
-    commits: int
-    items_written: int
-    bytes_written: int
-    journal_enabled: bool
-    journal_ok: bool
-    journal_on_tmpfs: bool | None
-    journal_dir: str | None
-    recovered_records: int
-    drops: dict[str, int] = field(default_factory=dict)
 
 
 class QueueStore:
@@ -138,7 +101,9 @@ class QueueStore:
         self.journal_on_tmpfs: bool | None = None
         self._closed = False
         self._pending_bytes_total = 0
-        self._recover(now)
+        #: the store's identity, read (or made) by the backend at recovery; names its journal directory
+        self.store_id = b""
+        recover(self, now)
         self._pending_bytes_total = sum(q.pending_bytes for q in self._queues.values())
 
     # ----------------------------------------------------------------- open / recovery
@@ -160,131 +125,6 @@ class QueueStore:
 
     def _wall(self, now: float) -> float:
         return now + self._offset
-
-    def _recover(self, now: float) -> None:
-        if self.options.journal_dir is None:  # before the load, which may create a new store
-            raise ValueError(f"StoreOptions.{JOURNAL_DIR_UNSET}")
-        loaded = self._backend.load(os.urandom(16))
-        self.store_id = loaded.store_id
-        self._covered_gen = loaded.covered_gen
-        self._next_inc = loaded.next_incarnation
-        for raw in loaded.headers:
-            self._load_queue(raw, now)
-        self._removed_incs = [inc for inc in loaded.orphans if inc not in self._by_inc]
-        for msg_id, wall in loaded.dedup:
-            self.dedup.window.load(msg_id, self._from_wall(wall, now), durable=True)
-        journal_dir = self.options.journal_dir
-        if journal_dir:
-            self.journal_on_tmpfs = is_tmpfs(journal_dir) if os.path.isdir(journal_dir) else None
-            journal = Journal(os.path.join(journal_dir, self.store_id.hex()), "q", self.store_id)
-            self.journal_on_tmpfs = is_tmpfs(journal.directory)
-            if self.journal_on_tmpfs is False:
-                log.warning(
-                    "event=journal_not_tmpfs dir=%s (journal writes will reach the disk; "
-                    "set the journal dir to a tmpfs such as $RUNTIME_DIRECTORY)",
-                    journal.directory,
-                )
-            for body in journal.recover(self._covered_gen, self.journal_report):
-                if not self._replay(body, now):
-                    break
-            journal.open_next()
-            self._journal = journal
-            if self.journal_report.records:
-                self._dirty = True
-                log.info(
-                    "event=journal_replayed store=%s records=%d segments=%d",
-                    self.options.path,
-                    self.journal_report.records,
-                    self.journal_report.segments,
-                )
-
-    def _load_queue(self, raw: bytes, now: float) -> None:
-        try:
-            h = cbor2.loads(raw)
-            limits = QueueLimits(int(h["ml"]), int(h["mb"]), float(h["exp"]))
-            q = RingQueue(str(h["id"]), QueueKind(h["kind"]), limits, int(h["inc"]), self._from_wall(h["created"], now))
-            next_seq = int(h["next"])
-            drops = [int(x) for x in h["drops"]]
-            active = self._from_wall(float(h["active"]), now)
-        except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as e:
-            raise CorruptStoreError(f"store {self.options.path!r}: unreadable queue header: {e}") from e
-        first = True
-        try:
-            for seq, size, wall in self._backend.iter_items(q.incarnation):
-                if first:
-                    q.reset_empty(seq)
-                    first = False
-                q.restore(seq, size, self._from_wall(wall, now))
-        except ValueError as e:  # a gap in the keys: not something we ever write
-            raise CorruptStoreError(f"store {self.options.path!r}: {e}") from e
-        if first:
-            q.reset_empty(max(next_seq, 1))
-        q.persisted_next = q.tail
-        q.drops = (drops + [0] * 6)[:6]
-        q.last_active = q.persisted_last_active = active
-        q.header_dirty = False
-        q.has_db = True
-        self._queues[q.queue_id] = q
-        self._by_inc[q.incarnation] = q
-
-    def _replay(self, body: bytes, now: float) -> bool:
-        """Apply one journal record; ``False`` stops replay (a record that does not fit means the
-        journal and the durable store disagree; what was applied so far is kept)."""
-        kind = body[0]
-        if kind == _REC_APPEND:
-            _t, inc, seq, wall = _APPEND.unpack_from(body, 0)
-            q = self._by_inc.get(inc)
-            if q is None:
-                return self._replay_mismatch("append to unknown queue", inc)
-            if seq < q.tail:
-                return True
-            if seq != q.tail:
-                return self._replay_mismatch(f"append seq {seq} but tail {q.tail}", inc)
-            q.append(body[_APPEND.size :], self._from_wall(wall, now))
-        elif kind == _REC_HEAD:
-            _t, inc, new_head, reason = _HEAD.unpack_from(body, 0)
-            q = self._by_inc.get(inc)
-            if q is None:
-                return self._replay_mismatch("head of unknown queue", inc)
-            q.advance_head(new_head, reason)
-        elif kind == _REC_TOUCH:
-            _t, inc, wall = _TOUCH.unpack_from(body, 0)
-            q = self._by_inc.get(inc)
-            if q is not None:
-                q.touch(self._from_wall(wall, now), self.options.touch_persist_granularity_s)
-        elif kind == _REC_CREATE:
-            h = cbor2.loads(body[1:])
-            if int(h["inc"]) in self._by_inc:
-                return True
-            limits = QueueLimits(int(h["ml"]), int(h["mb"]), float(h["exp"]))
-            old = self._queues.get(str(h["id"]))
-            if old is not None:
-                self._forget_queue(old)
-            q = RingQueue(str(h["id"]), QueueKind(h["kind"]), limits, int(h["inc"]), self._from_wall(h["created"], now))
-            self._queues[q.queue_id] = q
-            self._by_inc[q.incarnation] = q
-            self._next_inc = max(self._next_inc, q.incarnation + 1)
-        elif kind == _REC_REMOVE:
-            _t, inc = _REMOVE.unpack_from(body, 0)
-            q = self._by_inc.get(inc)
-            if q is not None:
-                self._forget_queue(q)
-        elif kind == _REC_TAIL:
-            _t, inc, tail = _TAIL.unpack_from(body, 0)
-            q = self._by_inc.get(inc)
-            if q is not None and q.depth == 0 and tail > q.tail:
-                q.reset_empty(tail)
-        elif kind == _REC_DEDUP:
-            _t, wall = _DEDUP.unpack_from(body, 0)
-            self.dedup.window.load(body[_DEDUP.size :], self._from_wall(wall, now), durable=False)
-        else:
-            return self._replay_mismatch(f"unknown record type {kind}", 0)
-        return True
-
-    def _replay_mismatch(self, what: str, inc: int) -> bool:
-        log.error("event=journal_mismatch store=%s detail=%r incarnation=%d", self.options.path, what, inc)
-        self.journal_report.corrupt.append(f"replay stopped: {what} (incarnation {inc})")
-        return False
 
     # ----------------------------------------------------------------- journal helpers
 
@@ -558,57 +398,8 @@ class QueueStore:
 
     def prepare_flush(self, now: float) -> FlushBatch | None:
         """Snapshot the durable delta (loop thread; no I/O except rotating the tmpfs journal).
-        Returns ``None`` while another flush is in flight."""
-        if self._in_flight is not None:
-            return None
-        journal = self._journal
-        covers = journal.open_next() if journal is not None else self._covered_gen
-        batch = FlushBatch(covers_gen=covers, next_incarnation=self._next_inc)
-        batch.drop_incarnations = list(self._removed_incs)
-        batch.headers = [(qid, None) for qid in sorted(self._removed_headers) if qid not in self._queues]
-        for q in self._queues.values():
-            if q.header_dirty:
-                batch.headers.append((q.queue_id, self._header(q)))
-                q.header_dirty = False
-                q.persisted_last_active = q.last_active
-                q.persisted_next = q.tail
-                q.has_db = True  # the header and the database are created in the same transaction
-            if q.pending or q.disk_head < min(q.head, q.disk_tail):
-                entry = q.plan_flush()
-                batch.entries.append(entry)
-                batch.item_count += len(entry.items)
-                for _seq, _when, item in entry.items:
-                    batch.item_bytes += len(item)
-        if journal is not None:
-            # A queue emptied in-window keeps no key that tells its next sequence, and its header is
-            # not rewritten for that (flash). The fresh segment records it, so a crash-restart never
-            # reuses a sequence number; only a power cut can (README, "API for the router").
-            tails = [
-                _TAIL.pack(_REC_TAIL, q.incarnation, q.tail)
-                for q in self._queues.values()
-                if q.depth == 0 and q.tail > q.persisted_next
-            ]
-            if tails:
-                journal.write_many(tails)
-        # Enqueue times travel to disk as wall-clock seconds.
-        offset = self._offset
-        for entry in batch.entries:
-            entry.items[:] = [(seq, when + offset, item) for seq, when, item in entry.items]
-        puts, deletes = self.dedup.window.take_delta()
-        batch.dedup_put = [(msg_id, when + offset) for msg_id, when in puts]
-        batch.dedup_delete = deletes
-        self._batch_dedup_puts = puts
-        batch.empty = not (
-            batch.drop_incarnations
-            or batch.headers
-            or batch.dedup_put
-            or batch.dedup_delete
-            or any(e.items or e.delete_to > e.delete_from for e in batch.entries)
-        )
-        self._dirty = False
-        self._in_flight = batch
-        self._scheduler.started()
-        return batch
+        Returns ``None`` while another flush is in flight (``flush_plan.py``)."""
+        return plan_flush(self, now)
 
     def write_flush(self, batch: FlushBatch) -> FlushOutcome:
         """Commit ``batch`` in one synced transaction. Blocking; safe in a worker thread while the loop

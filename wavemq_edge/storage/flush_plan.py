@@ -1,0 +1,75 @@
+"""Phase one of a flush: the snapshot of what changed since the last one, taken on the loop thread.
+
+Every queue with new items or a moved head contributes its delta (``RingQueue.plan_flush``), headers
+that changed and queues that went are listed, the dedup window gives its additions and deletions, and
+the tmpfs journal rotates so the flush covers exactly the records before the new segment. Enqueue times
+travel to disk as wall-clock seconds. Phases two and three (the synced transaction in a worker thread,
+then applying the outcome) are ``QueueStore.write_flush`` and ``complete_flush``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .backend import FlushBatch
+from .recovery import _REC_TAIL, _TAIL
+
+if TYPE_CHECKING:
+    from .queue_store import QueueStore
+
+__all__ = ["plan_flush"]
+
+
+def plan_flush(store: QueueStore, now: float) -> FlushBatch | None:
+    """Snapshot the durable delta (loop thread; no I/O except rotating the tmpfs journal).
+    Returns ``None`` while another flush is in flight."""
+    if store._in_flight is not None:
+        return None
+    journal = store._journal
+    covers = journal.open_next() if journal is not None else store._covered_gen
+    batch = FlushBatch(covers_gen=covers, next_incarnation=store._next_inc)
+    batch.drop_incarnations = list(store._removed_incs)
+    batch.headers = [(qid, None) for qid in sorted(store._removed_headers) if qid not in store._queues]
+    for q in store._queues.values():
+        if q.header_dirty:
+            batch.headers.append((q.queue_id, store._header(q)))
+            q.header_dirty = False
+            q.persisted_last_active = q.last_active
+            q.persisted_next = q.tail
+            q.has_db = True  # the header and the database are created in the same transaction
+        if q.pending or q.disk_head < min(q.head, q.disk_tail):
+            entry = q.plan_flush()
+            batch.entries.append(entry)
+            batch.item_count += len(entry.items)
+            for _seq, _when, item in entry.items:
+                batch.item_bytes += len(item)
+    if journal is not None:
+        # A queue emptied in-window keeps no key that tells its next sequence, and its header is
+        # not rewritten for that (flash). The fresh segment records it, so a crash-restart never
+        # reuses a sequence number; only a power cut can (README, "API for the router").
+        tails = [
+            _TAIL.pack(_REC_TAIL, q.incarnation, q.tail)
+            for q in store._queues.values()
+            if q.depth == 0 and q.tail > q.persisted_next
+        ]
+        if tails:
+            journal.write_many(tails)
+    # Enqueue times travel to disk as wall-clock seconds.
+    offset = store._offset
+    for entry in batch.entries:
+        entry.items[:] = [(seq, when + offset, item) for seq, when, item in entry.items]
+    puts, deletes = store.dedup.window.take_delta()
+    batch.dedup_put = [(msg_id, when + offset) for msg_id, when in puts]
+    batch.dedup_delete = deletes
+    store._batch_dedup_puts = puts
+    batch.empty = not (
+        batch.drop_incarnations
+        or batch.headers
+        or batch.dedup_put
+        or batch.dedup_delete
+        or any(e.items or e.delete_to > e.delete_from for e in batch.entries)
+    )
+    store._dirty = False
+    store._in_flight = batch
+    store._scheduler.started()
+    return batch
