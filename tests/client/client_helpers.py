@@ -1,7 +1,8 @@
 """Helpers for the client tests: a ``ClientProtocol`` joined to a real ``AgentSession`` in memory.
 
-Copies the habits of ``tests/router/router_helpers.py``: fixed wall clock ``T0``, monotonic time from
-0.0, a core on a memory store. ``Link`` moves bytes both ways and hands each side's bytes over in one
+The namespace, entities and core come from ``tests/router/router_helpers.py`` (fixed wall clock ``T0``,
+monotonic time from 0.0, a core on a memory store; ``conftest.py`` puts that directory on the path).
+``Link`` moves bytes both ways and hands each side's bytes over in one
 of three ways (``FEEDS``): whole, byte by byte, or cut one frame plus a few bytes of the next at a time
 (every frame arrives with trailing bytes). A module with its own name, not a conftest, so tests import
 it explicitly without clashing with other directories' helpers."""
@@ -10,26 +11,19 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+from router_helpers import T0
+from router_helpers import make_core as router_make_core
 
 from wavemq_edge.client import ClientProtocol
 from wavemq_edge.client.events import Event
 from wavemq_edge.router import AgentSession, RouterCore, RouterOptions
-from wavemq_edge.storage import MemoryBackend, QueueLimits, QueueStore, StoreOptions
+from wavemq_edge.storage import QueueLimits
 from wavemq_edge.wave import (
-    PSET_WAVEMQ,
     EntitySecret,
-    MemoryStore,
-    Statement,
-    Verifier,
-    build_proof,
-    create_attestation,
-    create_entity,
 )
 from wavemq_edge.wire import NEED_DATA, FrameType, encode_frame
 
-T0 = 1_800_000_000.0  # wall-clock epoch of the tests (2027)
-YEAR = 365 * 86400
 ROUTER_ID = b"R" * 36
 WINDOW = 4
 
@@ -63,36 +57,10 @@ def trailing(data: bytes) -> list[bytes]:
 FEEDS: dict[str, Feed] = {"whole": whole, "bytewise": bytewise, "trailing": trailing}
 
 
-@dataclass
-class World:
-    ns: EntitySecret
-    store: MemoryStore = field(default_factory=MemoryStore)
-
-    def entity(self, grants: str = "publish,subscribe,query", now: float = T0) -> EntitySecret:
-        e = create_entity(now - 10, YEAR)
-        self.store.put_entity(e.entity)
-        stmt = Statement(PSET_WAVEMQ, frozenset(grants.split(",")), ("*",))
-        self.store.put_attestation(create_attestation(self.ns, e.entity, self.ns.id, [stmt], now=now - 5,
-                                                      expiry_s=YEAR))
-        return e
-
-    def proof(self, who: EntitySecret, perm: str, now: float = T0) -> bytes:
-        stmt = Statement(PSET_WAVEMQ, frozenset((perm,)), ("*",))
-        return build_proof(self.store, who.id, self.ns.id, [stmt], now=now).to_bytes()
-
-
-def new_world(now: float = T0) -> World:
-    ns = create_entity(now - 20, YEAR)
-    w = World(ns)
-    w.store.put_entity(ns.entity)
-    return w
-
-
 def make_core() -> RouterCore:
-    queues = QueueStore(MemoryBackend(), StoreOptions(path="mem", journal_dir=""), 0.0, T0)
+    """The router core of ``router_helpers`` with this directory's router id and delivery window."""
     opts = RouterOptions(subscription_limits=QueueLimits(1000, 1 << 20, 86400), inflight_window=WINDOW)
-    return RouterCore(router_id=ROUTER_ID, queues=queues, verifier=Verifier(), options=opts, now=0.0,
-                      wall=T0)
+    return router_make_core(options=opts, router_id=ROUTER_ID)
 
 
 class Link:

@@ -4,7 +4,8 @@ router frames, each whole, byte by byte and with trailing bytes. Fixed clock; no
 from __future__ import annotations
 
 import pytest
-from client_helpers import FEEDS, ROUTER_ID, T0, WINDOW, Link, World, drain, hello, open_alone
+from client_helpers import FEEDS, ROUTER_ID, WINDOW, Link, drain, hello, open_alone
+from router_helpers import T0, World
 
 from wavemq_edge.client import ClientProtocol, ClientState, LocalProtocolError
 from wavemq_edge.client.events import (

@@ -12,7 +12,7 @@ import struct
 import time
 
 import pytest
-from client_helpers import new_world
+from router_helpers import World, new_world
 
 from wavemq_edge.client import Client, ConnectionClosed, RouterProtocolError, SubscriptionEnded
 from wavemq_edge.wave import object_id
@@ -78,14 +78,20 @@ class FakeRouter:
             await self.server.wait_closed()
 
 
-async def scenario(bad: bytes) -> tuple[list[BaseException], int]:
+async def connected(router: FakeRouter, reconnect: bool) -> tuple[World, Client]:
+    """A client (on the real clock: the fake router is a real socket) connected to ``router``."""
     now = time.time()
     world = new_world(now)
     who = world.entity(now=now)
-    router = FakeRouter(bad)
     address = await router.start()
-    client = await Client.connect(address, entity=who, reconnect=True,
-                                  proofs=[world.proof(who, "publish", now), world.proof(who, "subscribe", now)])
+    client = await Client.connect(address, entity=who, reconnect=reconnect,
+                                  proofs=[world.proof(who, "publish", now=now), world.proof(who, "subscribe", now=now)])
+    return world, client
+
+
+async def scenario(bad: bytes) -> tuple[list[BaseException], int]:
+    router = FakeRouter(bad)
+    world, client = await connected(router, reconnect=True)
     try:
         sub = client.subscribe(world.ns.id, "a/*", identifier="s1")
         await sub.start()
@@ -127,13 +133,8 @@ def test_bad_router_frame_fails_every_pending_call_and_iterator(case: str) -> No
 
 
 async def error_frame_scenario() -> tuple[BaseException, BaseException]:
-    now = time.time()
-    world = new_world(now)
-    who = world.entity(now=now)
     router = FakeRouter(encode_frame(FrameType.ERROR, int(CloseCode.GOING_AWAY), "shutting down"))
-    address = await router.start()
-    client = await Client.connect(address, entity=who, reconnect=False,
-                                  proofs=[world.proof(who, "publish", now), world.proof(who, "subscribe", now)])
+    world, client = await connected(router, reconnect=False)
     try:
         sub = client.subscribe(world.ns.id, "a/*", identifier="s1")
         await sub.start()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from client_helpers import FEEDS, World, drain, hello, open_alone
+from client_helpers import FEEDS, drain, hello, open_alone
+from router_helpers import World
 
 from wavemq_edge.client import ClientProtocol, ClientState
 from wavemq_edge.client.events import ConnectionTerminated

@@ -60,22 +60,25 @@ class World:
     store: MemoryStore = field(default_factory=MemoryStore)
 
     def entity(self, grants: str | None = "publish,subscribe,query", resource: str = "*",
-               expiry_s: int = YEAR) -> EntitySecret:
-        e = create_entity(T0 - 10, YEAR)
+               expiry_s: int = YEAR, now: float = T0) -> EntitySecret:
+        """A new entity granted ``grants`` on ``resource`` by the namespace, as of epoch ``now``."""
+        e = create_entity(now - 10, YEAR)
         self.store.put_entity(e.entity)
         if grants:
             stmt = Statement(PSET_WAVEMQ, frozenset(grants.split(",")), tuple(resource.split("/")))
-            att = create_attestation(self.ns, e.entity, self.ns.id, [stmt], now=T0 - 5, expiry_s=expiry_s)
+            att = create_attestation(self.ns, e.entity, self.ns.id, [stmt], now=now - 5, expiry_s=expiry_s)
             self.store.put_attestation(att)
         return e
 
-    def proof(self, who: EntitySecret, perm: str, resource: str = "*") -> bytes:
+    def proof(self, who: EntitySecret, perm: str, resource: str = "*", now: float = T0) -> bytes:
         stmt = Statement(PSET_WAVEMQ, frozenset((perm,)), tuple(resource.split("/")))
-        return build_proof(self.store, who.id, self.ns.id, [stmt], now=T0).to_bytes()
+        return build_proof(self.store, who.id, self.ns.id, [stmt], now=now).to_bytes()
 
 
-def new_world() -> World:
-    ns = create_entity(T0 - 20, YEAR)
+def new_world(now: float = T0) -> World:
+    """A namespace (and an empty WAVE store) as of epoch ``now``; tests run at ``T0`` unless they talk
+    to a real router process, which uses the real clock."""
+    ns = create_entity(now - 20, YEAR)
     w = World(ns)
     w.store.put_entity(ns.entity)
     return w

@@ -332,3 +332,31 @@ def test_live_lane_overtakes_a_backlog_without_breaking_any_publishers_order(wor
     b = [x for x in got if x.startswith("b")]
     assert b == [f"b{i}" for i in range(41)]  # the backlogged publisher's order is intact
     assert t.uplink.stats.live == 1 and t.uplink.backlog() == 0
+
+
+@pytest.mark.parametrize("case", ["ack-with-text-sequence", "frame-only-a-site-sends", "ack-missing-field"])
+def test_a_malformed_frame_from_the_dr_closes_the_link_and_keeps_the_backlog(world: World, case: str) -> None:
+    t = Tier(world)
+    t.connect()
+    assert t.up is not None and t.peer is not None
+    pub = Agent(t.site, world.entity())
+    for i in range(5):  # queued for the DR, not yet acknowledged
+        publish(pub, world, f"b/{i}", f"m{i}", t.site)
+    bad = {"ack-with-text-sequence": (FrameType.T_ACK, "4", []),
+           "frame-only-a-site-sends": (FrameType.T_SUB, 1, b"x", b"y"),
+           "ack-missing-field": (FrameType.T_ACK, 4)}[case]
+    t.peer.channel.send(*bad)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
+    assert t.up.closing and "protocol violation" in t.up.close_reason, t.up.close_reason
+    assert t.uplink.backlog() == 5  # nothing was acknowledged: every message is still queued to resend
+
+
+def test_a_malformed_frame_from_a_site_closes_only_that_link(world: World) -> None:
+    t = Tier(world)
+    t.connect()
+    assert t.up is not None and t.peer is not None
+    t.up.channel.send(FrameType.T_DACK, "ref", ["not", "integers"])
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    assert t.peer.closing and "protocol violation" in t.peer.close_reason, t.peer.close_reason
+    dr_agent = Agent(t.dr, world.entity())  # the DR itself goes on serving its agents
+    publish(dr_agent, world, "x/1", "still here", t.dr)

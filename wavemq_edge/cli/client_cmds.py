@@ -110,11 +110,15 @@ async def _pub(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-async def _sub(args: argparse.Namespace) -> ExitCode:
+def _check_pattern(pattern: str) -> None:
     try:
-        parse_pattern(args.pattern)
+        parse_pattern(pattern)
     except UriError as exc:
         raise UsageError(str(exc)) from None
+
+
+async def _sub(args: argparse.Namespace) -> ExitCode:
+    _check_pattern(args.pattern)
     if args.count < 0:
         raise UsageError(f"--count {args.count}: must be >= 0")
     ns = resolve_namespace(args.namespace)
@@ -155,10 +159,7 @@ async def _sub(args: argparse.Namespace) -> ExitCode:
 
 
 async def _query(args: argparse.Namespace) -> ExitCode:
-    try:
-        parse_pattern(args.pattern)
-    except UriError as exc:
-        raise UsageError(str(exc)) from None
+    _check_pattern(args.pattern)
     ns = resolve_namespace(args.namespace)
     client = await _connect(args)
     try:

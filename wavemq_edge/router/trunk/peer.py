@@ -130,10 +130,11 @@ class PeerSession(TrunkEnd):
         self._send(FrameType.T_SUBSCRIBED, as_int(req), forwarded.key, int(forwarded.expiry))
 
     def _on_dack(self, frame: Frame, now: float, wall: float) -> None:
-        ref, seqs = fields(frame, 2)
+        ref, seqs_f = fields(frame, 2)
+        seqs = as_int_list(seqs_f)  # checked even when the subscription has ended meanwhile
         sub = self.subscriptions.get(str(ref))
         if sub is not None:
-            n = self.core.acknowledge(self, sub, as_int_list(seqs), now)
+            n = self.core.acknowledge(self, sub, seqs, now)
             self._inflight[sub.key] = max(0, self._inflight.get(sub.key, 0) - n)
 
     def _on_unsub(self, frame: Frame, now: float, wall: float) -> None:
