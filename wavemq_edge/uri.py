@@ -61,7 +61,7 @@ class UriError(ValueError):
     """A URI or pattern is malformed; the message names the offending segment and the rule."""
 
 
-def _split(text: str, what: str) -> list[str]:
+def _split(text: object, what: str) -> list[str]:
     if not isinstance(text, str):
         raise UriError(f"{what} must be a string, not {type(text).__name__}")
     if text == "":
@@ -86,9 +86,11 @@ def _check_segment(text: str, index: int, segment: str, what: str) -> None:
             )
 
 
-def parse_pattern(text: str) -> Pattern:
-    """Parse a pattern (``+`` and at most one ``*`` allowed) into a tuple of segments."""
+def parse_pattern(text: object) -> Pattern:
+    """Parse a pattern (``+`` and at most one ``*`` allowed) into a tuple of segments. Takes any
+    object (a decoded field may be anything): a non-string is a ``UriError``, also when compiled."""
     segments = _split(text, "pattern")
+    assert isinstance(text, str)
     stars = 0
     for index, segment in enumerate(segments):
         if segment == STAR:
@@ -100,9 +102,10 @@ def parse_pattern(text: str) -> Pattern:
     return tuple(segments)
 
 
-def parse_uri(text: str) -> Pattern:
-    """Parse a concrete URI (as published): no ``+`` or ``*`` segments."""
+def parse_uri(text: object) -> Pattern:
+    """Parse a concrete URI (as published): no ``+`` or ``*`` segments; any object, like ``parse_pattern``."""
     segments = _split(text, "URI")
+    assert isinstance(text, str)
     for index, segment in enumerate(segments):
         if segment in (PLUS, STAR):
             raise UriError(
