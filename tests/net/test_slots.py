@@ -109,7 +109,7 @@ def test_early_drop_follows_sshd_max_startups() -> None:
         admitted(t.admit(k, "10.0.0.3"))
     assert t.handshakes == 8
     assert refused(t.admit(30, "10.0.0.4")) is RefusalReason.HANDSHAKES_FULL
-    assert t.refused["handshake_early_drop"] == 1 and t.refused["handshakes_full"] == 1
+    assert t.refused["handshake_early_drop"] == 2 and t.refused["handshakes_full"] == 1
 
 
 def test_early_drop_rate_measured() -> None:
