@@ -167,4 +167,4 @@ def test_counts_balance_after_every_path() -> None:
             assert t.per_address(f"10.0.0.{a}") <= 6
     for key in list(live):
         t.release(key)
-    assert len(t) == 0 and t.handshakes == 0 and not t._per_address and not t._evictable_at  # noqa: SLF001
+    assert len(t) == 0 and t.handshakes == 0 and not t._per_address and not t._evictable_at

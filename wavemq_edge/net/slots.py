@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Generic, TypeVar
 
-__all__ = ["Admitted", "Phase", "Refused", "RefusalReason", "SlotLimits", "SlotTable"]
+__all__ = ["Admitted", "Phase", "RefusalReason", "Refused", "SlotLimits", "SlotTable"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -165,8 +165,8 @@ class SlotTable(Generic[K]):
         if len(self._slots) >= lim.max_connections:
             victim = self._oldest_evictable(None)
             if victim is None:
-                return self._refuse(Refused(RefusalReason.MAX_CONNECTIONS,
-                                            f"too many connections (LimitsConfig.maxConnections={lim.max_connections})"))
+                return self._refuse(Refused(RefusalReason.MAX_CONNECTIONS, f"too many connections "
+                                            f"(LimitsConfig.maxConnections={lim.max_connections})"))
             self._evict(victim, RefusalReason.MAX_CONNECTIONS, evict)
         self._slots[key] = _Slot(address, Phase.HANDSHAKE)
         self._evictable[key] = None
@@ -222,7 +222,8 @@ class SlotTable(Generic[K]):
         if n >= lim.handshake_drop_start:
             # sshd's drop_connection(): rate % at start, rising linearly to 100 % at full.
             span = lim.max_handshakes - lim.handshake_drop_start
-            percent = lim.handshake_drop_rate + (_PERCENT - lim.handshake_drop_rate) * (n - lim.handshake_drop_start) / span
+            rate = lim.handshake_drop_rate
+            percent = rate + (_PERCENT - rate) * (n - lim.handshake_drop_start) / span
             if self._random() * _PERCENT < percent:
                 return Refused(RefusalReason.HANDSHAKE_EARLY_DROP,
                                f"{n} handshakes in progress: refused early (LimitsConfig.handshakeDropStart="
