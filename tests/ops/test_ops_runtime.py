@@ -47,6 +47,9 @@ class FakeServer:
     def agent_connections(self) -> int:
         return 0
 
+    def agent_admission(self) -> dict[str, dict[str, int]]:
+        return {"refused": {"per_address": 2}}
+
     def trunk(self) -> TrunkSummary | None:
         return TrunkSummary(self.uplinks, 0, ()) if self.uplinks else None
 

@@ -127,6 +127,7 @@ def test_summary_hides_paths_queue_ids_and_addresses() -> None:
     summary = status_summary(FULL)
     assert summary == {"version": "1", "router_id": "R", "subscriptions": 2, "connections": 3,
                        "uplinks": [{"state": "up", "reconnects": 2}], "admission": {"refused": {"per_address": 1}},
+                       "memory": {"rss_bytes": 1},
                        "detail": "summary"}
     assert "queue_detail" not in SUMMARY_KEYS and "journal" not in SUMMARY_KEYS
 

@@ -410,7 +410,7 @@ SUMMARY_KEYS: Final = frozenset({
     "version", "router_id", "uptime_s", "started_at", "connections", "subscriptions", "queues", "queued_items",
     "queued_bytes", "unflushed_items", "flushes", "failed_flushes", "drops", "published", "duplicates",
     "delivered", "redelivered", "acked", "refused", "verifier_hits", "verifier_misses", "budget",
-    "flush_write_us", "sites_connected", "admission",
+    "flush_write_us", "sites_connected", "admission", "memory", "systemd",
 })
 #: Per uplink: its state and counts, not the designated router's address or namespace.
 UPLINK_SUMMARY_KEYS: Final = frozenset({"state", "since", "backlog", "rtt_ms", "reconnects", "sent", "acked",
