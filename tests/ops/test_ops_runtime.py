@@ -111,6 +111,9 @@ def test_status_line_reply_and_metrics_render_one_snapshot(tmp_path: Path) -> No
     assert fams["wavemq_edge_uplink_rtt_seconds"].samples[0].value == 0.0125
     assert fams["wavemq_edge_queue_depth"].samples[0].labels["queue"] == "sub:big"
     assert fams["wavemq_edge_flush_write_seconds"].samples[0].value == 0.25
+    assert status["admission"] == {"refused": {"per_address": 2}}
+    refused = fams["wavemq_edge_agent_connections_refused"].samples[0]
+    assert refused.labels == {"reason": "per_address"} and refused.value == 2
 
 
 def test_status_view_groups_known_fields_and_keeps_unknown_ones() -> None:
