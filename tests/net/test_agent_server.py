@@ -329,3 +329,23 @@ def test_close_all_says_going_away_to_every_connection(world: World) -> None:
             c.lost()
 
     run(main)
+
+
+def test_a_frame_held_back_by_our_own_back_pressure_is_not_timed_out(world: World) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = make_server(frame_stall_timeout_s=0.01)
+        conn = Conn(server)
+        await conn.authenticate(world.entity())
+        conn.proto.data_received(encode_frame(FrameType.PING, 1)[:3])
+        conn.proto.pause_writing()  # the agent does not read: we stopped reading its frame's rest
+        deadline = conn.proto.session.next_deadline() if conn.proto.session else None
+        assert deadline is not None
+        await await_until(lambda: loop.time() > deadline, 5, "the frame's deadline passed")
+        conn.proto._on_timer()  # as the loop would call it
+        assert not conn.transport.closed  # its input was held by us, not stalled by it
+        conn.proto.resume_writing()  # the clock starts again now
+        await await_until(lambda: conn.transport.closed, 5, "the stalled frame closed after resuming")
+        assert conn.transport.frames()[-1].fields[0] == CloseCode.TIMEOUT
+
+    run(main)

@@ -186,6 +186,8 @@ class AgentProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
+        if self._paused and session.state is SessionState.OPEN:
+            return  # our back-pressure holds its input: resume_writing restarts the frame's clock and the timer
         before = session.timed_out
         session.handle_timer(asyncio.get_running_loop().time())
         if session.timed_out is not None and before is None:
@@ -230,6 +232,9 @@ class AgentProtocol(asyncio.Protocol):
         if self.transport is not None and self._paused:
             self._paused = False
             self.transport.resume_reading()
+            if self.session is not None:
+                self.session.restart_frame_clock(asyncio.get_running_loop().time())
+                self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

@@ -167,6 +167,13 @@ class AgentSession:
             self._close(CloseCode.TIMEOUT, f"frame not completed within LimitsConfig.frameStallTimeout="
                         f"{self.frame_stall_timeout_s:g} s ({self._decoder.buffered_bytes} bytes of it received)", now)
 
+    def restart_frame_clock(self, now: float) -> None:
+        """The glue held this peer's input back (back-pressure: it was not reading our output), so an
+        incomplete frame's deadline counts from ``now``, when reading resumes."""
+        self._partial_since()
+        if self._partial is not None:
+            self._partial = (self._partial[0], now)
+
     def receive_bytes(self, data: bytes, now: float, wall: float) -> None:
         if self.state is SessionState.CLOSED:
             return
