@@ -34,6 +34,7 @@ ALLOWED: dict[tuple[str, str], Allowed] = {
         Allowed("publishes are spread over the link's flaps: the shape of the injected fault"),
     ("tier/fault_proxy.py", "FaultProxy._pipe"): Allowed("the proxy's delay mode is the injected fault", True),
     ("tier/fault_proxy.py", "FaultProxy.flap.run"): Allowed("the link's down and up times are the fault", True),
+    ("integration/hostile_agents.py", "_pace"): Allowed("a byte a second and the reopen pause are the attack"),
 }
 
 SLEEP_MODULES = frozenset({"time", "asyncio"})

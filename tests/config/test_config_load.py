@@ -189,3 +189,16 @@ def test_listen_address_forms() -> None:
     assert parse_listen_address("[::1]:4516") == ListenAddress("::1", 4516)
     assert str(ListenAddress("::1", 4516)) == "[::1]:4516"
     assert parse_listen_address("localhost:0").port == 0
+
+
+def test_connection_slot_keys_have_pi_defaults_and_are_checked(tmp_path: Path) -> None:
+    lim = parse_config("", base_dir=tmp_path, state_dir=tmp_path).limits
+    assert (lim.handshake_timeout_s, lim.frame_stall_timeout_s, lim.max_connections_per_address) == (5.0, 30.0, 512)
+    assert (lim.max_handshakes, lim.handshake_drop_start, lim.handshake_drop_rate) == (64, 32, 30)
+    assert lim.max_handshakes_per_address == 16 < lim.handshake_drop_start  # one host never starts the drop
+    with pytest.raises(ConfigError) as info:
+        parse_config("[LimitsConfig]\n  maxHandshakes = 8\n  handshakeDropStart = 9\n  handshakeDropRate = 101\n",
+                     base_dir=tmp_path, state_dir=tmp_path)
+    text = str(info.value)
+    assert "LimitsConfig.handshakeDropStart = 9: must be <= LimitsConfig.maxHandshakes (8)" in text
+    assert "LimitsConfig.handshakeDropRate = 101: must be <= 100" in text

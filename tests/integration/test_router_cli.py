@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+from collections.abc import Callable
 
 from proc_helpers import WAVEMQ, RouterProcess, Site, run
 
@@ -131,6 +133,26 @@ def test_status_command(site: Site, router: RouterProcess) -> None:
     assert status["subscriptions"] == 0 and status["version"]
     r = cli(site, router, "status")
     assert r.returncode == 0 and "uptime_s" in r.stdout
+
+
+def test_status_detail_is_for_the_local_operator(site: Site, router_factory: Callable[..., RouterProcess]) -> None:
+    # Over TCP any key may authenticate: a summary (no paths, queue ids or addresses). Over the Unix socket
+    # our own uid is the router's: the operator, the whole snapshot.
+    sock = site.dir / "agent.sock"
+    cfg = site.dir / "unix.toml"
+    cfg.write_text(site.config.read_text().replace("[LocalConfig]\n", f'[LocalConfig]\n  unixSocket = "{sock}"\n'))
+    router = router_factory(cfg).start()
+    r = cli(site, router, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["detail"] == "summary" and summary["subscriptions"] == 0
+    assert not {"journal", "disk", "queue_detail"} & set(summary)
+    human = cli(site, router, "status")
+    assert human.returncode == 0 and "a summary" in human.stderr and "unix:PATH" in human.stderr
+    r = run([WAVEMQ, "status", "--router", f"unix:{sock}", "--json"], site.env)
+    assert r.returncode == 0, r.stderr
+    full = json.loads(r.stdout)
+    assert full["detail"] == "full" and str(site.dir) in full["journal"]["dir"] and "queue_detail" in full
 
 
 def test_client_errors_are_one_line(site: Site, router: RouterProcess) -> None:

@@ -19,6 +19,7 @@ from router_helpers import T0, World, make_core
 from waiting import await_until
 
 from wavemq_edge.net.agent_server import AgentProtocol, AgentServer
+from wavemq_edge.net.slots import SlotLimits
 from wavemq_edge.net.writes import WriteScheduler
 from wavemq_edge.router import RouterCore
 from wavemq_edge.wave import EntitySecret, object_id, sign_handshake, sign_message, sign_subscribe
@@ -30,10 +31,15 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 def make_server(core: RouterCore | None = None, *, max_connections: int = 10,
-                handshake_timeout_s: float = 10.0) -> AgentServer:
+                handshake_timeout_s: float = 10.0, frame_stall_timeout_s: float = 30.0,
+                **slots: int) -> AgentServer:
     core = core or make_core()
-    return AgentServer(core, WriteScheduler(core), max_connections=max_connections, max_frame_bytes=1 << 18,
-                       handshake_timeout_s=handshake_timeout_s, wall_clock=wall)
+    limits = dict(max_connections=max_connections, max_per_address=1 << 20, max_handshakes=1 << 20,
+                  handshake_drop_start=1 << 20, handshake_drop_rate=30, max_handshakes_per_address=1 << 20)
+    limits.update(slots)
+    return AgentServer(core, WriteScheduler(core), slots=SlotLimits(**limits), max_frame_bytes=1 << 18,
+                       handshake_timeout_s=handshake_timeout_s, frame_stall_timeout_s=frame_stall_timeout_s,
+                       wall_clock=wall)
 
 
 class Conn:
@@ -155,6 +161,9 @@ def test_a_connection_over_max_connections_is_refused_with_an_error_frame(world:
     async def main() -> None:
         server = make_server(max_connections=1)
         first = Conn(server, 40001)
+        who = world.entity()
+        await first.authenticate(who)
+        await subscribe(first, world, who, "t/*", "s", ephemeral=True)  # did real work: not evictable
         second = Conn(server, 40002)
         refused = second.transport.frames()
         assert [f.type for f in refused] == [FrameType.ERROR]
@@ -162,11 +171,58 @@ def test_a_connection_over_max_connections_is_refused_with_an_error_frame(world:
         assert second.transport.closed
         second.lost()  # the loop reports the refused connection's end too: it must not count
         assert not first.transport.closed
-        await first.authenticate(world.entity())
-        assert (await first.status())["connections"] == 1
+        status = await first.status()
+        assert status["connections"] == 1 and status["admission"]["refused"]["max_connections"] == 1
         first.lost()
         third = Conn(server, 40003)  # the slot is free again
         await third.authenticate(world.entity())
+
+    run(main)
+
+
+def test_a_newcomer_evicts_the_oldest_connection_that_never_made_an_authorised_request(world: World) -> None:
+    async def main() -> None:
+        server = make_server(max_connections=2)
+        idle, handshaking = Conn(server, 40001), Conn(server, 40002)
+        await idle.authenticate(world.entity())  # a throw-away key buys no protection
+        newcomer = Conn(server, 40003)
+        err = idle.transport.frames()[-1]
+        assert err.type is FrameType.ERROR and err.fields[0] == CloseCode.LIMIT_EXCEEDED
+        assert "evicted" in str(err.fields[1]) and idle.transport.closed
+        assert not handshaking.transport.closed
+        idle.lost()
+        await newcomer.authenticate(world.entity())
+        status = await newcomer.status()
+        assert status["connections"] == 2 and status["admission"]["evicted"]["max_connections"] == 1
+
+    run(main)
+
+
+def test_handshake_pool_and_per_address_cap_refuse(world: World) -> None:
+    async def main() -> None:
+        server = make_server(max_handshakes=3, handshake_drop_start=3, max_handshakes_per_address=2)
+        conns = [Conn(server, 40001 + i) for i in range(3)]  # all from 127.0.0.1
+        err = conns[2].transport.frames()[-1]
+        assert err.type is FrameType.ERROR and "maxHandshakesPerAddress=2" in str(err.fields[1])
+        await conns[0].authenticate(world.entity())  # its handshake slot is free again
+        again = Conn(server, 40010)
+        assert not again.transport.closed
+        assert server.admission()["refused"]["handshakes_per_address"] == 1
+
+    run(main)
+
+
+def test_timers_close_a_stalled_handshake_and_a_trickled_frame(world: World) -> None:
+    async def main() -> None:
+        server = make_server(handshake_timeout_s=0.05, frame_stall_timeout_s=0.05)
+        silent, trickler = Conn(server, 40001), Conn(server, 40002)
+        await trickler.authenticate(world.entity())
+        trickler.proto.data_received(encode_frame(FrameType.PING, 1)[:3])
+        await await_until(lambda: silent.transport.closed and trickler.transport.closed, 5, "both timed out")
+        for conn in (silent, trickler):
+            err = conn.transport.frames()[-1]
+            assert err.type is FrameType.ERROR and err.fields[0] == CloseCode.TIMEOUT
+        assert server.admission()["timed_out"] == {"handshake": 1, "frame_stall": 1}
 
     run(main)
 
@@ -271,5 +327,25 @@ def test_close_all_says_going_away_to_every_connection(world: World) -> None:
             assert [f.type for f in err] == [FrameType.ERROR] and err[0].fields[0] == CloseCode.GOING_AWAY
             assert c.transport.closed
             c.lost()
+
+    run(main)
+
+
+def test_a_frame_held_back_by_our_own_back_pressure_is_not_timed_out(world: World) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = make_server(frame_stall_timeout_s=0.01)
+        conn = Conn(server)
+        await conn.authenticate(world.entity())
+        conn.proto.data_received(encode_frame(FrameType.PING, 1)[:3])
+        conn.proto.pause_writing()  # the agent does not read: we stopped reading its frame's rest
+        deadline = conn.proto.session.next_deadline() if conn.proto.session else None
+        assert deadline is not None
+        await await_until(lambda: loop.time() > deadline, 5, "the frame's deadline passed")
+        conn.proto._on_timer()  # as the loop would call it
+        assert not conn.transport.closed  # its input was held by us, not stalled by it
+        conn.proto.resume_writing()  # the clock starts again now
+        await await_until(lambda: conn.transport.closed, 5, "the stalled frame closed after resuming")
+        assert conn.transport.frames()[-1].fields[0] == CloseCode.TIMEOUT
 
     run(main)

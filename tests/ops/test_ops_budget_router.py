@@ -46,7 +46,11 @@ def test_tiny_budget_sheds_refuses_durable_and_reports(tmp_path: Path) -> None:
         assert r1.terminate() == 0
 
         # 2. the same data under a tiny budget
-        r2 = OpsRouter(ops_config(tmp_path, TINY_BUDGET), env).start()
+        # full status (disk, queue ids) is for the local operator: the Unix socket, as our own uid
+        sock = tmp_path / "agent.sock"
+        cfg = ops_config(tmp_path, TINY_BUDGET)
+        cfg.write_text(cfg.read_text().replace("[LocalConfig]\n", f'[LocalConfig]\n  unixSocket = "{sock}"\n'))
+        r2 = OpsRouter(cfg, env).start()
         routers.append(r2)
         log = r2.output()
         assert "event=budget_does_not_fit" in log and "diskReserve" in log
@@ -78,7 +82,7 @@ def test_tiny_budget_sheds_refuses_durable_and_reports(tmp_path: Path) -> None:
 
         after = samples() + 2
         wait_until(lambda: samples() >= after, 10, "two more budget samples")
-        st = run([WAVEMQ, "status", "--router", r2.address, "--json"], env, tmp_path)
+        st = run([WAVEMQ, "status", "--router", f"unix:{sock}", "--json"], env, tmp_path)
         assert st.returncode == 0, st.stderr
         status = json.loads(st.stdout)
         assert status["drops"]["budget"] == 20
@@ -94,7 +98,7 @@ def test_tiny_budget_sheds_refuses_durable_and_reports(tmp_path: Path) -> None:
         assert status["refused"].get("STORAGE_UNAVAILABLE", 0) >= 1
 
         # the human rendering names the figures
-        human = run([WAVEMQ, "status", "--router", r2.address], env, tmp_path)
+        human = run([WAVEMQ, "status", "--router", f"unix:{sock}"], env, tmp_path)
         assert human.returncode == 0, human.stderr
         for words in ("memory", "budget", "disk", "verifier hit rate", "flush write"):
             assert words in human.stdout, human.stdout

@@ -47,6 +47,9 @@ class FakeServer:
     def agent_connections(self) -> int:
         return 0
 
+    def agent_admission(self) -> dict[str, dict[str, int]]:
+        return {"refused": {"per_address": 2}}
+
     def trunk(self) -> TrunkSummary | None:
         return TrunkSummary(self.uplinks, 0, ()) if self.uplinks else None
 
@@ -108,6 +111,9 @@ def test_status_line_reply_and_metrics_render_one_snapshot(tmp_path: Path) -> No
     assert fams["wavemq_edge_uplink_rtt_seconds"].samples[0].value == 0.0125
     assert fams["wavemq_edge_queue_depth"].samples[0].labels["queue"] == "sub:big"
     assert fams["wavemq_edge_flush_write_seconds"].samples[0].value == 0.25
+    assert status["admission"] == {"refused": {"per_address": 2}}
+    refused = fams["wavemq_edge_agent_connections_refused"].samples[0]
+    assert refused.labels == {"reason": "per_address"} and refused.value == 2
 
 
 def test_status_view_groups_known_fields_and_keeps_unknown_ones() -> None:

@@ -202,6 +202,10 @@ async def _status(args: argparse.Namespace) -> ExitCode:
         print(json.dumps(derive(status), sort_keys=True))
         return ExitCode.OK
     print(render_status(status))
+    if status.get("detail") == "summary":
+        # paths, queue ids and uplink addresses are for the local operator only (README, Agent protocol)
+        print("(a summary: full detail goes to root or the router's user over its Unix socket: "
+              "wavemq-edge status --router unix:PATH, LocalConfig.unixSocket)", file=sys.stderr)
     return ExitCode.OK
 
 

@@ -227,7 +227,10 @@ class Client:
         if self._protocol is None or self._writer is None:
             return
         data = self._protocol.bytes_to_send()
-        if data:
+        # A transport that lost its connection is closing before the pump reads the loss: writing to it
+        # achieves nothing (the pump fails or resends the requests) and asyncio logs "socket.send()
+        # raised exception." from the fifth write on.
+        if data and not self._writer.is_closing():
             self._writer.write(data)
 
     async def _read_loop(self, proto: ClientProtocol, reader: asyncio.StreamReader,
@@ -290,7 +293,8 @@ class Client:
         if self._closed:
             return
         if isinstance(exc, RouterProtocolError) or not self.reconnect:
-            log.warning("event=connection_closed router=%s error=%r", self.router, str(exc))
+            # every pending call and subscription gets the typed error: the caller decides what to say
+            log.info("event=connection_closed router=%s error=%r", self.router, str(exc))
             self._closed = True
             self._fatal = exc
             self._fail_all(exc)

@@ -248,6 +248,9 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
         assert isinstance(lo, float) and isinstance(hi, float)
         if lo > hi:
             check.fail("PeerConfig.reconnectMin", lo, f"must be <= PeerConfig.reconnectMax ({num(hi)})")
+    start, full = limits_v.get("handshake_drop_start"), limits_v.get("max_handshakes")
+    if isinstance(start, int) and isinstance(full, int) and start > full:
+        check.fail("LimitsConfig.handshakeDropStart", start, f"must be <= LimitsConfig.maxHandshakes ({full})")
     if check.problems:
         raise ConfigError(source, check.problems)
     try:

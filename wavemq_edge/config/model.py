@@ -114,6 +114,12 @@ class LimitsConfig:
     max_subscriptions_per_connection: int
     inflight_window: int
     handshake_timeout_s: float
+    frame_stall_timeout_s: float
+    max_connections_per_address: int
+    max_handshakes: int
+    handshake_drop_start: int
+    handshake_drop_rate: int
+    max_handshakes_per_address: int
 
 
 @dataclass(frozen=True, slots=True)

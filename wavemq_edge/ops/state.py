@@ -8,7 +8,7 @@ upward.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +50,10 @@ class ServerState(Protocol):
         ...
 
     def agent_connections(self) -> int: ...
+
+    def agent_admission(self) -> Mapping[str, Mapping[str, int]]:
+        """Agent connections refused, evicted and timed out, each by reason (``net/slots.py``)."""
+        ...
 
     def trunk(self) -> TrunkSummary | None:
         """None when this router has neither uplinks nor designated namespaces."""

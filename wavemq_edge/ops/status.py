@@ -15,8 +15,8 @@ A new counter is one field where it is counted and one line in the renderers tha
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from .. import __version__
@@ -60,13 +60,15 @@ class StatusSnapshot:
     trunk: TrunkSummary | None
     flush: FlushTimes
     ops: OpsFigures
+    #: agent connections refused, evicted and timed out, by reason (``net/slots.py``)
+    admission: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def build_snapshot(state: ServerState, ops: OpsFigures, now: float) -> StatusSnapshot:
     stats = sorted(state.queue_stats(), key=lambda s: (-s.bytes, -s.depth, s.queue_id))
     return StatusSnapshot(core=state.core_status(now), agents=state.agent_connections(),
                           queues=tuple(stats[:MAX_QUEUE_SERIES]), trunk=state.trunk(),
-                          flush=replace(state.flush_times), ops=ops)
+                          flush=replace(state.flush_times), ops=ops, admission=state.agent_admission())
 
 
 # ---------------------------------------------------------------------------------- STATUS reply
@@ -105,6 +107,7 @@ def reply(snap: StatusSnapshot) -> dict[str, object]:
     store = snap.core.store
     out = core_reply(snap.core)
     out["connections"] = snap.agents
+    out["admission"] = {kind: dict(counts) for kind, counts in snap.admission.items()}
     out.update(_ops_reply(snap))
     out["flush_write_us"] = {"total": int(snap.flush.total_s * 1e6), "last": int(snap.flush.last_s * 1e6),
                              "max": int(snap.flush.max_s * 1e6)}
@@ -189,7 +192,19 @@ def _labelled(snap: StatusSnapshot) -> list[Metric]:
     for qid, kind, n_items, n_bytes in top_queues([(q.queue_id, q.kind.value, q.depth, q.bytes) for q in snap.queues]):
         depth.add(n_items, {"queue": qid, "kind": kind})
         qbytes.add(n_bytes, {"queue": qid, "kind": kind})
-    return [drops, refused, depth, qbytes]
+    return [drops, refused, depth, qbytes, *_admission(snap)]
+
+
+def _admission(snap: StatusSnapshot) -> list[Metric]:
+    out = []
+    for kind, text in (("refused", "New agent connections refused, by reason."),
+                       ("evicted", "Never-authorised agent connections evicted for a newcomer, by the pool short."),
+                       ("timed_out", "Agent connections closed by the handshake or stalled-frame deadline.")):
+        m = Metric(P + f"agent_connections_{kind}_total", "counter", text)
+        for reason, n in sorted(snap.admission.get(kind, {}).items()):
+            m.add(n, {"reason": reason})
+        out.append(m)
+    return out
 
 
 def _memory_and_disk(snap: StatusSnapshot) -> list[Metric]:

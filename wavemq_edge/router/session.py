@@ -11,6 +11,12 @@ its public entity and a signature over the challenge (``wave.sign_handshake``): 
 proven, the key itself never travels. Until then every other frame is refused with ``NOT_AUTHENTICATED``
 and the connection is closed; a handshake not finished within ``handshake_timeout_s`` closes it too.
 
+In every state, a frame that has started must be complete within ``frame_stall_timeout_s`` of its
+first byte, or the connection is closed with ``TIMEOUT`` (408): a peer trickling a frame a byte at a
+time would otherwise hold its connection (and the frame buffer) for ever. ``authorised`` turns true at
+the first request the router accepts (a grant was checked): a key costs nothing to make, so the glue
+protects only connections that have done real work from eviction (``net/slots.py``).
+
 In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies. A request failure
 (``RouterError``) is a ``REFUSED`` frame and the connection stays open; a framing error or a frame
 with wrong fields (the peer broke the protocol) queues one ``ERROR`` frame and closes. Either way only
@@ -22,7 +28,9 @@ The session is also the ``Consumer`` of its subscriptions: deliveries leave the 
 Inputs: ``receive_bytes(data, now, wall)``, ``handle_timer(now)``, ``connection_lost(now)``. Outputs:
 ``bytes_to_send()`` and ``closing`` (the glue closes the transport once the bytes are written). A
 ``STATUS`` request is answered with what ``status_source`` returns (the server's whole snapshot; by
-default the core's own figures).
+default the core's own figures) when the peer is the local ``operator`` (the glue decides: the Unix
+socket, peer uid root or the router's own); any other agent gets ``status_summary`` of it: the
+figures without paths, queue ids, namespaces or addresses.
 """
 
 from __future__ import annotations
@@ -51,7 +59,8 @@ from .errors import ErrorCode, RouterError
 from .status import core_reply
 from .subscription import RouterSubscription
 
-__all__ = ["PROTOCOL_VERSION", "AgentSession", "SessionState"]
+__all__ = ["DEFAULT_FRAME_STALL_TIMEOUT_S", "PROTOCOL_VERSION", "SUMMARY_KEYS", "AgentSession", "SessionState",
+           "status_summary"]
 
 log = logging.getLogger("wavemq_edge.router.session")
 
@@ -62,6 +71,8 @@ CHALLENGE_BYTES: Final = 32
 MAX_PROOFS_PER_CONNECTION: Final = 64
 #: Largest proof accepted on the agent API, in bytes.
 MAX_PROOF_BYTES: Final = 64 * 1024
+#: Default of ``LimitsConfig.frameStallTimeout`` (the schema holds the configured one), seconds.
+DEFAULT_FRAME_STALL_TIMEOUT_S: Final = 30.0
 
 
 class SessionState(Enum):
@@ -80,9 +91,11 @@ class AgentSession:
     """See the module docstring."""
 
     def __init__(self, core: RouterCore, *, now: float, max_frame_bytes: int, handshake_timeout_s: float,
+                 frame_stall_timeout_s: float = DEFAULT_FRAME_STALL_TIMEOUT_S,
                  peer: str = "?", challenge: bytes | None = None,
                  on_output: Callable[[], None] | None = None,
-                 status_source: Callable[[float], Mapping[str, object]] | None = None) -> None:
+                 status_source: Callable[[float], Mapping[str, object]] | None = None,
+                 operator: bool = False) -> None:
         self.core = core
         #: called when output appears while none was waiting: deliveries are produced by *other*
         #: connections' input, so the glue must learn which sessions have bytes to write.
@@ -92,7 +105,17 @@ class AgentSession:
         self.entity: Entity | None = None
         self.max_frame_bytes = max_frame_bytes
         self.close_reason: str | None = None
+        #: "handshake" or "frame_stall" when a deadline closed the connection (the glue counts them)
+        self.timed_out: str | None = None
+        #: a request was accepted on this connection (see the module docstring)
+        self.authorised = False
+        #: the local operator: STATUS gets the whole snapshot
+        self.operator = operator
+        self.frame_stall_timeout_s = frame_stall_timeout_s
         self._decoder = FrameDecoder(max_frame_bytes)
+        #: (stream offset, time) of the first byte of the frame not yet complete, see ``_partial_since``
+        self._partial: tuple[int, float] | None = None
+        self._last_input = now
         self._out: list[bytes] = []
         self._challenge = challenge if challenge is not None else os.urandom(CHALLENGE_BYTES)
         self._deadline: float | None = now + handshake_timeout_s
@@ -121,15 +144,40 @@ class AgentSession:
         return data
 
     def next_deadline(self) -> float | None:
-        return self._deadline
+        """The handshake deadline, or the current frame's, whichever comes first; None if neither."""
+        if self.state is SessionState.CLOSED:
+            return None
+        deadline = self._deadline
+        since = self._partial_since()
+        if since is not None:
+            stall = since + self.frame_stall_timeout_s
+            deadline = stall if deadline is None else min(deadline, stall)
+        return deadline
 
     def handle_timer(self, now: float) -> None:
+        if self.state is SessionState.CLOSED:
+            return
         if self._deadline is not None and now >= self._deadline and self.state is SessionState.AWAIT_AUTH:
+            self.timed_out = "handshake"
             self._close(CloseCode.TIMEOUT, "handshake not completed in time", now)
+            return
+        since = self._partial_since()
+        if since is not None and now >= since + self.frame_stall_timeout_s:
+            self.timed_out = "frame_stall"
+            self._close(CloseCode.TIMEOUT, f"frame not completed within LimitsConfig.frameStallTimeout="
+                        f"{self.frame_stall_timeout_s:g} s ({self._decoder.buffered_bytes} bytes of it received)", now)
+
+    def restart_frame_clock(self, now: float) -> None:
+        """The glue held this peer's input back (back-pressure: it was not reading our output), so an
+        incomplete frame's deadline counts from ``now``, when reading resumes."""
+        self._partial_since()
+        if self._partial is not None:
+            self._partial = (self._partial[0], now)
 
     def receive_bytes(self, data: bytes, now: float, wall: float) -> None:
         if self.state is SessionState.CLOSED:
             return
+        self._note_input(now)
         try:
             self._decoder.receive_bytes(data)
             while not self.closing:
@@ -153,6 +201,24 @@ class AgentSession:
         self._detach_all(now)
 
     # ------------------------------------------------------------------ internals
+
+    def _partial_since(self) -> float | None:
+        """When the first byte of the incomplete frame arrived, or None at a frame boundary.
+
+        The decoder's ``offset`` (bytes taken by whole frames) is where the incomplete frame starts: a
+        new offset with bytes buffered means a new frame began, in the latest input. Called before each
+        input is taken and whenever the deadline is asked, so the latest input is the one it began in.
+        """
+        d = self._decoder
+        if d.buffered_bytes == 0:
+            self._partial = None
+        elif self._partial is None or self._partial[0] != d.offset:
+            self._partial = (d.offset, self._last_input)
+        return self._partial[1] if self._partial is not None else None
+
+    def _note_input(self, now: float) -> None:
+        self._partial_since()
+        self._last_input = now
 
     def _send(self, kind: FrameType, *fields: object) -> None:
         if not self._out and self.on_output is not None:
@@ -250,6 +316,7 @@ class AgentSession:
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
+        self.authorised = True
         self._send(FrameType.OK, req, "duplicate" if result.duplicate else "accepted")
 
     def _on_subscribe(self, frame: Frame, now: float, wall: float) -> None:
@@ -270,6 +337,7 @@ class AgentSession:
             self._refuse(req, ErrorCode.BAD_REQUEST,
                          f"identifier {sub.sub_id!r} is already used on this connection in another namespace")
             return
+        self.authorised = True
         self.subscriptions[sub.key] = sub
         self._by_sub_id[sub.sub_id] = sub
         backlog = self.core.queues.stats(sub.queue_id).depth
@@ -295,6 +363,7 @@ class AgentSession:
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
+        self.authorised = True
         self._send(FrameType.OK, req, n)
 
     def _on_query(self, frame: Frame, now: float, wall: float) -> None:
@@ -311,12 +380,14 @@ class AgentSession:
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
+        self.authorised = True
         if result is not None:  # answered here; otherwise the designated router answers through ``reply``
             reply.query_results([m for _uri, m in result.messages], result.continuation, result.source)
 
     def _on_status(self, frame: Frame, now: float, wall: float) -> None:
         (req,) = expect_fields(frame, 1)
-        status = _wire_safe(dict(self._status_source(now)))
+        full = self._status_source(now)
+        status = _wire_safe({**full, "detail": "full"} if self.operator else status_summary(full))
         self._send(FrameType.STATUS_REPLY, expect_int(req, "request number"), status)
 
     # ------------------------------------------------------------------ Consumer
@@ -337,6 +408,31 @@ class AgentSession:
         self._inflight.pop(sub.key, None)
         if self.state is SessionState.OPEN:
             self._send(FrameType.SUB_END, sub.sub_id, code, reason)
+
+
+#: The STATUS reply's keys that any authenticated agent may see (an allow-list, so a figure added to the
+#: snapshot later is not shown to everyone by default): counts and states, no paths (disk, journal),
+#: queue ids, namespaces or addresses. Any freshly made key can authenticate.
+SUMMARY_KEYS: Final = frozenset({
+    "version", "router_id", "uptime_s", "started_at", "connections", "subscriptions", "queues", "queued_items",
+    "queued_bytes", "unflushed_items", "flushes", "failed_flushes", "drops", "published", "duplicates",
+    "delivered", "redelivered", "acked", "refused", "verifier_hits", "verifier_misses", "budget",
+    "flush_write_us", "sites_connected", "admission", "memory", "systemd",
+})
+#: Per uplink: its state and counts, not the designated router's address or namespace.
+UPLINK_SUMMARY_KEYS: Final = frozenset({"state", "since", "backlog", "rtt_ms", "reconnects", "sent", "acked",
+                                        "refused", "delivered_down", "live"})
+
+
+def status_summary(full: Mapping[str, object]) -> dict[str, object]:
+    """What a STATUS reply shows an agent other than the local operator (``SUMMARY_KEYS``)."""
+    out: dict[str, object] = {k: v for k, v in full.items() if k in SUMMARY_KEYS}
+    uplinks = full.get("uplinks")
+    if isinstance(uplinks, list):
+        out["uplinks"] = [{k: v for k, v in u.items() if k in UPLINK_SUMMARY_KEYS} for u in uplinks
+                          if isinstance(u, Mapping)]
+    out["detail"] = "summary"
+    return out
 
 
 def _wire_safe(value: object) -> object:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..config.units import MIB
+from ..net.slots import SlotLimits
 from ..ops.budget import BudgetSettings, FitInputs
 from ..router import RouterOptions
 from ..router.trunk import TrunkOptions
@@ -58,6 +59,9 @@ class AgentServerOptions:
     max_connections: int
     max_frame_bytes: int
     handshake_timeout_s: float
+    frame_stall_timeout_s: float
+    #: who may take a connection slot (``net/slots.py``)
+    slots: SlotLimits
     #: ``backlog`` of ``loop.create_server`` for ``LocalConfig.listenAddr``.
     listen_backlog: int
 
@@ -150,6 +154,11 @@ def agent_server_options(config: Config) -> AgentServerOptions:
         max_connections=lim.max_connections,
         max_frame_bytes=lim.max_frame_bytes,
         handshake_timeout_s=lim.handshake_timeout_s,
+        frame_stall_timeout_s=lim.frame_stall_timeout_s,
+        slots=SlotLimits(max_connections=lim.max_connections, max_per_address=lim.max_connections_per_address,
+                         max_handshakes=lim.max_handshakes, handshake_drop_start=lim.handshake_drop_start,
+                         handshake_drop_rate=lim.handshake_drop_rate,
+                         max_handshakes_per_address=lim.max_handshakes_per_address),
         listen_backlog=min(MAX_LISTEN_BACKLOG, lim.max_connections),
     )
 

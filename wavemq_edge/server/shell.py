@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from .. import __version__
@@ -27,6 +27,7 @@ from ..net.agent_server import AgentServer
 from ..net.metrics_server import MetricsServer
 from ..net.trunk_net import TrunkNet
 from ..net.writes import WriteScheduler
+from ..ops.logging import RateLimitedLog
 from ..ops.runtime import OpsRuntime
 from ..ops.state import FlushTimes, TrunkSummary
 from ..router import CoreStatus, RouterCore
@@ -94,6 +95,9 @@ class Server:
 
     def agent_connections(self) -> int:
         return 0 if self.agent_server is None else len(self.agent_server.connections)
+
+    def agent_admission(self) -> Mapping[str, Mapping[str, int]]:
+        return {} if self.agent_server is None else self.agent_server.admission()
 
     def trunk(self) -> TrunkSummary | None:
         if self.trunk_net is None:
@@ -178,10 +182,12 @@ class Server:
         self.revocations = RevocationWatch(self.wave_store, self.core, revoked)
         writes = WriteScheduler(self.core)
         agents = derive.agent_server_options(cfg)
-        self.agent_server = AgentServer(self.core, writes, max_connections=agents.max_connections,
+        self.agent_server = AgentServer(self.core, writes, slots=agents.slots,
                                         max_frame_bytes=agents.max_frame_bytes,
                                         handshake_timeout_s=agents.handshake_timeout_s,
-                                        status_source=self.ops.status_reply)
+                                        frame_stall_timeout_s=agents.frame_stall_timeout_s,
+                                        status_source=self.ops.status_reply,
+                                        refusal_log=RateLimitedLog(logging.getLogger("wavemq_edge.net.agent")))
         await self._listen_agents(agents.listen_backlog)
         if route_proofs or uplinks:
             await self._start_trunk(writes, verifier, route_proofs, uplinks, trunk, wall)
