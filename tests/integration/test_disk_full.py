@@ -1,0 +1,136 @@
+"""A full disk: what the router answered OK it keeps; what it cannot keep it refuses up front.
+
+The state directories live on a small tmpfs (8 MB, mounted by the test: root only, skipped otherwise).
+A durable subscription waits while 8 000 persisted 2 KB messages are published to it: with the default
+``onDiskFull = "refuse"`` the router answers some of them ``STORAGE_FULL`` (633) and the publisher's
+client raises ``StorageFull``; after the space is freed (the tmpfs grown) and the router restarted,
+the subscription delivers every message that was answered OK, and none that was refused. Nothing was
+dropped for want of room (no ``budget`` or ``storage-full`` drops)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from proc_helpers import WAVEMQ, RouterProcess, Site, run
+
+from wavemq_edge.client import Client, StorageFull
+
+MESSAGES = 8000
+PAYLOAD = 2048
+SMALL_FS = "8m"
+FREED_FS = "256m"
+
+
+def _mount(where: Path, size: str, remount: bool = False) -> subprocess.CompletedProcess[bytes]:
+    opts = f"remount,size={size}" if remount else f"size={size},mode=0755"
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    where = tmp_path / "state"
+    where.mkdir()
+    r = _mount(where, SMALL_FS)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def _config(site: Site, state: Path) -> Path:
+    text = site.config.read_text()
+    text = text.replace(f'queueDataStore = "{site.dir}/queue"', f'queueDataStore = "{state}/queue"')
+    text = text.replace(f'PersistDataStore = "{site.dir}/persist"', f'PersistDataStore = "{state}/persist"')
+    text = text.replace("[QueueConfig]", "[QueueConfig]\n  flushSize = 1")
+    text += "\n[BudgetConfig]\n  diskReserve = 1\n  sampleInterval = 0.2\n"
+    cfg = site.dir / "small.toml"
+    cfg.write_text(text)
+    return cfg
+
+
+async def _publish_all(address: str, entity: Path, ns: Path, db: str) -> tuple[set[str], list[StorageFull]]:
+    """Subscribe durably (then leave), publish every message; the URIs answered OK, and the refusals."""
+    accepted: set[str] = set()
+    refusals: list[StorageFull] = []
+    async with await Client.connect(address, entity=entity, wave_db=db, reconnect=False) as client:
+        async with client.subscribe(ns, "t/*", identifier="keeper"):
+            pass
+        sem = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            uri = f"t/{i}"
+            async with sem:
+                try:
+                    await client.publish(ns, uri, bytes([i % 251]) * PAYLOAD, persist=True)
+                except StorageFull as exc:
+                    refusals.append(exc)
+                else:
+                    accepted.add(uri)
+
+        await asyncio.gather(*(one(i) for i in range(MESSAGES)))
+    return accepted, refusals
+
+
+async def _receive_all(address: str, entity: Path, ns: Path, db: str, expect: int) -> set[str]:
+    got: set[str] = set()
+    async with await Client.connect(address, entity=entity, wave_db=db, reconnect=False) as client, \
+            client.subscribe(ns, "t/*", identifier="keeper") as sub:
+        async def drain() -> None:
+            async for msg in sub:
+                got.add(msg.uri)
+                if len(got) >= expect:
+                    return
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(drain(), 120)
+    return got
+
+
+@pytest.mark.timeout(600)
+def test_full_disk_refuses_publishes_and_keeps_every_accepted_one(site: Site, small_fs: Path) -> None:
+    service = site.entity("service")
+    ns = site.dir / "namespace.ent"
+    cfg = _config(site, small_fs)
+    r1 = RouterProcess(cfg, site.env).start()
+    try:
+        accepted, refusals = asyncio.run(_publish_all(r1.address, service, ns, site.env["WAVE_HOME"]))
+        assert refusals, f"an {SMALL_FS} filesystem took all {MESSAGES} messages: the test proves nothing"
+        assert accepted, "nothing was accepted"
+        assert all(e.code == 633 for e in refusals)
+        assert "disk" in refusals[0].reason, refusals[0].reason
+        status = r1.status()
+        store = status.get("disk_full")
+        assert isinstance(store, dict) and store["state"] == "refusing", status
+        # the CLI's one line and exit code for the same refusal
+        pub = run([WAVEMQ, "pub", "--router", r1.address, "--entity", str(service), "--namespace", str(ns),
+                   "--persist", "t/cli", "x" * PAYLOAD], site.env, cwd=site.dir)
+        assert pub.returncode == 75, (pub.returncode, pub.stderr)
+        assert pub.stderr.count("\n") == 1 and "STORAGE_FULL" in pub.stderr, pub.stderr
+        r1.terminate(timeout=60)
+    finally:
+        r1.stop()
+    # free space: the same filesystem, grown
+    grown = _mount(small_fs, FREED_FS, remount=True)
+    assert grown.returncode == 0, grown.stderr
+    r2 = RouterProcess(cfg, site.env).start()
+    try:
+        got = asyncio.run(_receive_all(r2.address, service, ns, site.env["WAVE_HOME"], len(accepted)))
+        assert got == accepted, (f"{len(accepted - got)} accepted message(s) lost, "
+                                 f"{len(got - accepted)} refused one(s) delivered")
+        drops = r2.status()["drops"]
+        assert isinstance(drops, dict)
+        assert drops.get("budget", 0) == 0 and drops.get("storage-full", 0) == 0, drops
+    finally:
+        r2.stop()
