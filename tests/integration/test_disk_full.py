@@ -54,7 +54,7 @@ def _config(site: Site, state: Path) -> Path:
     text = text.replace(f'queueDataStore = "{site.dir}/queue"', f'queueDataStore = "{state}/queue"')
     text = text.replace(f'PersistDataStore = "{site.dir}/persist"', f'PersistDataStore = "{state}/persist"')
     text = text.replace("[QueueConfig]", "[QueueConfig]\n  flushSize = 1")
-    text += "\n[BudgetConfig]\n  diskReserve = 1\n  sampleInterval = 0.2\n"
+    text += "\n[BudgetConfig]\n  diskReserve = 1\n  sampleInterval = 0.2\n[MetricsConfig]\n  enabled = false\n"
     cfg = site.dir / "small.toml"
     cfg.write_text(text)
     return cfg

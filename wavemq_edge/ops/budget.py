@@ -188,6 +188,9 @@ class BudgetSettings:
     #: data directories whose filesystems are watched: queue store, persist store, WAVE database.
     data_dirs: tuple[str, str, str]
     sample_interval_s: float
+    #: ``QueueConfig.onDiskFull = "drop-oldest"``: shed the oldest queued items below the reserve. Under
+    #: ``"refuse"`` (False) nothing accepted is shed: the core refuses publishes that need storing.
+    shed_at_reserve: bool = True
 
     @property
     def queue_dir(self) -> str:
@@ -211,7 +214,7 @@ class BudgetStats:
 
 class BudgetPolicy:
     def __init__(self, memory_budget_bytes: int, disk_reserve_bytes: int, queue_dir: str,
-                 protected: frozenset[str] = frozenset()) -> None:
+                 protected: frozenset[str] = frozenset(), shed: bool = True) -> None:
         if memory_budget_bytes <= 0:
             raise ValueError(f"memory_budget_bytes={memory_budget_bytes} must be > 0")
         if disk_reserve_bytes < 0:
@@ -220,6 +223,7 @@ class BudgetPolicy:
         self.disk_reserve_bytes = disk_reserve_bytes
         self.queue_dir = queue_dir
         self.protected = protected
+        self.shed = shed
         self.stats = BudgetStats()
         self._memory_actions = 0
         self._last_shrink: float | None = None
@@ -275,8 +279,9 @@ class BudgetPolicy:
                 state.low_water = free
                 self.stats.disk_pressure[directory] = True
                 need = reserve - free + self.disk_margin_bytes
-                what = ("shedding the oldest queued items and refusing new durable subscriptions"
-                        if is_queue_fs else "no queues live here: free space on it")
+                what = ("no queues live here: free space on it" if not is_queue_fs else
+                        "shedding the oldest queued items and refusing new durable subscriptions" if self.shed
+                        else "refusing publishes that need storing and new durable subscriptions")
                 out.append(Pressure(kind, True, f"{free // MIB} MB free < BudgetConfig.diskReserve "
                                     f"{reserve // MIB} MB on {directory}: {what}"))
                 if is_queue_fs:
@@ -301,6 +306,8 @@ class BudgetPolicy:
                 out.append(RefuseDurable(False, f"{free // MIB} MB free on {directory}"))
 
     def _shed(self, state: _DiskState, need: int, queues: Sequence[QueueUsage], out: list[Action]) -> None:
+        if not self.shed:
+            return  # onDiskFull = "refuse": the core refuses new messages instead
         plan = plan_shed(queues, need, self.protected)
         out.extend(plan)
         planned = sum(a.max_bytes for a in plan)

@@ -1,0 +1,118 @@
+"""The disk check of a publish (``onDiskFull``), with fake free-space probes: a message the stores could
+not keep within the reserve is refused ``STORAGE_FULL`` before it is answered OK, nothing of it is
+queued, and the same message is accepted once there is room (it was never recorded as seen)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+from router_helpers import T0, Agent, World, make_core
+from test_router_core import subscribe
+
+from wavemq_edge.router import DiskGuard, ErrorCode, OnDiskFull
+from wavemq_edge.router.disk_guard import COMMIT_SLACK_BYTES
+from wavemq_edge.storage import DiskSpace, stored_bytes
+from wavemq_edge.wave import object_id, sign_message
+from wavemq_edge.wire import FrameType
+
+MB = 1024 * 1024
+
+
+@dataclass
+class FakeRoom:
+    """A store as the guard sees it: free bytes of its filesystem, unflushed bytes, last flush failure."""
+
+    free: int | None = 100 * MB
+    device: int = 1
+    unflushed_bytes: int = 0
+    flush_failure: str | None = None
+
+    def free_space(self) -> DiskSpace | None:
+        return None if self.free is None else DiskSpace(self.device, self.free)
+
+
+def test_room_is_free_space_minus_reserve_pending_and_the_message_per_copy() -> None:
+    queues = FakeRoom(free=10 * MB)
+    guard = DiskGuard(4 * MB, OnDiskFull.REFUSE, queues)
+    item = stored_bytes(2048)
+    assert 4096 < item < 4096 + 128  # a 2 KiB message takes an overflow page, not 2 KiB
+    room = 10 * MB - 4 * MB - COMMIT_SLACK_BYTES
+    assert guard.check(2048, room // item, persist=False) is None
+    reason = guard.check(2048, room // item + 1, persist=False)
+    assert reason is not None and "diskReserve 4 MB" in reason
+    # what is accepted but not flushed yet is charged too (at the stored/payload ratio)
+    queues.unflushed_bytes = 2 * MB
+    assert guard.check(2048, room // item - 1, persist=False) is not None
+    assert guard.refused == 2
+
+
+def test_no_copy_no_persist_needs_no_room_and_drop_oldest_never_refuses() -> None:
+    full = FakeRoom(free=0)
+    assert DiskGuard(MB, OnDiskFull.REFUSE, full).check(100, 0, persist=True) is None  # no persist store
+    assert DiskGuard(MB, OnDiskFull.REFUSE, full, FakeRoom(free=0)).check(100, 0, persist=False) is None
+    assert DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).check(100, 5, persist=False) is None
+    state = DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).state()
+    assert (state.policy, state.state, state.free_bytes) == ("drop-oldest", "low", 0)
+
+
+def test_stores_on_one_filesystem_share_its_free_space() -> None:
+    queues, persist = FakeRoom(free=20 * MB, unflushed_bytes=5 * MB), FakeRoom(free=20 * MB, unflushed_bytes=5 * MB)
+    guard = DiskGuard(MB, OnDiskFull.REFUSE, queues, persist)
+    # 2 x 5 MB pending at ~2x stored = 20 MB: nothing more fits on one 20 MB filesystem
+    assert guard.check(2048, 1, persist=True) is not None
+    persist.device = 2  # the persist store on another filesystem: each has room for its own share
+    assert guard.check(2048, 1, persist=True) is None
+
+
+def test_a_failed_flush_refuses_what_needs_that_store_until_one_succeeds(caplog: pytest.LogCaptureFixture) -> None:
+    queues, persist = FakeRoom(), FakeRoom()
+    guard = DiskGuard(MB, OnDiskFull.REFUSE, queues, persist)
+    persist.flush_failure = "LMDB store is full"
+    with caplog.at_level(logging.INFO, logger="wavemq_edge.router"):
+        assert guard.check(100, 1, persist=False) is None  # the queue store is fine
+        reason = guard.check(100, 1, persist=True)
+        assert reason is not None and "persist store" in reason and "kept" in reason
+        assert guard.check(100, 0, persist=True) is not None
+        assert guard.state().state == "refusing"
+        persist.flush_failure = None
+        assert guard.check(100, 1, persist=True) is None
+    assert guard.state().state == "ok"
+    events = [r.getMessage().split()[0] for r in caplog.records]
+    assert events == ["event=disk_full_refusing", "event=disk_full_accepting"]
+    assert "refused=2" in caplog.records[-1].getMessage()
+
+
+def _signed(agent: Agent, world: World, uri: str) -> bytes:
+    proof = world.proof(agent.who, "publish")
+    agent.request(FrameType.PROOF, proof)
+    return sign_message(agent.who, namespace=world.ns.id, uri=uri, payload=[("text", b"x" * 2000)],
+                        proof_id=object_id(proof), now=T0).raw
+
+
+def test_core_refuses_before_ok_and_accepts_the_same_message_once_there_is_room(world: World) -> None:
+    core = make_core()
+    room = FakeRoom(free=100 * MB)
+    core.disk = DiskGuard(MB, OnDiskFull.REFUSE, room)
+    pub, sub = world.entity(), world.entity()
+    a, b = Agent(core, pub), Agent(core, sub)
+    subscribe(b, world, "d/*", "keeper")
+    queue = next(s.queue_id for s in core.subscriptions())
+    first = a.request(FrameType.PUBLISH, _signed(a, world, "d/1"))[-1]
+    assert first.type is FrameType.OK and first.fields[1] == "accepted"
+    room.free = MB  # the disk fills up (someone else's files)
+    raw = _signed(a, world, "d/2")
+    refused = a.request(FrameType.PUBLISH, raw)[-1]
+    assert refused.type is FrameType.REFUSED and refused.fields[1] == ErrorCode.STORAGE_FULL == 633
+    assert "disk is full" in str(refused.fields[2])
+    assert core.queues.stats(queue).depth <= 1  # nothing of the refused message was queued
+    assert core.counters.refused.get("STORAGE_FULL") == 1
+    st = core.status(0.0).disk
+    assert st is not None and st["state"] == "refusing" and st["refused"] == 1
+    # an unrelated URI nobody subscribed to needs no room
+    assert a.request(FrameType.PUBLISH, _signed(a, world, "elsewhere/1"))[-1].type is FrameType.OK
+    room.free = 100 * MB
+    again = a.request(FrameType.PUBLISH, raw)[-1]
+    assert again.type is FrameType.OK and again.fields[1] == "accepted"  # not "duplicate": it was never kept
+    assert core.status(0.0).disk == {**st, "state": "ok", "free_bytes": 100 * MB, "reason": None}
