@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from proc_helpers import WAVEMQ, RouterProcess, Site, run
+from waiting import wait_until
 
 from wavemq_edge.client import Client, StorageFull
 
@@ -49,18 +50,20 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
-def _config(site: Site, state: Path) -> Path:
+def _config(site: Site, state: Path, queue: str = "flushSize = 1") -> Path:
     text = site.config.read_text()
     text = text.replace(f'queueDataStore = "{site.dir}/queue"', f'queueDataStore = "{state}/queue"')
     text = text.replace(f'PersistDataStore = "{site.dir}/persist"', f'PersistDataStore = "{state}/persist"')
-    text = text.replace("[QueueConfig]", "[QueueConfig]\n  flushSize = 1")
+    text = text.replace("flushInterval = 1\n", "")
+    text = text.replace("[QueueConfig]", f"[QueueConfig]\n  {queue}")
     text += "\n[BudgetConfig]\n  diskReserve = 1\n  sampleInterval = 0.2\n[MetricsConfig]\n  enabled = false\n"
     cfg = site.dir / "small.toml"
     cfg.write_text(text)
     return cfg
 
 
-async def _publish_all(address: str, entity: Path, ns: Path, db: str) -> tuple[set[str], list[StorageFull]]:
+async def _publish_all(address: str, entity: Path, ns: Path, db: str, count: int = MESSAGES
+                       ) -> tuple[set[str], list[StorageFull]]:
     """Subscribe durably (then leave), publish every message; the URIs answered OK, and the refusals."""
     accepted: set[str] = set()
     refusals: list[StorageFull] = []
@@ -79,7 +82,7 @@ async def _publish_all(address: str, entity: Path, ns: Path, db: str) -> tuple[s
                 else:
                     accepted.add(uri)
 
-        await asyncio.gather(*(one(i) for i in range(MESSAGES)))
+        await asyncio.gather(*(one(i) for i in range(count)))
     return accepted, refusals
 
 
@@ -113,6 +116,8 @@ def test_full_disk_refuses_publishes_and_keeps_every_accepted_one(site: Site, sm
         status = r1.status()
         store = status.get("disk_full")
         assert isinstance(store, dict) and store["state"] == "refusing", status
+        human = run([WAVEMQ, "status", "--router", r1.address], site.env, cwd=site.dir)
+        assert "disk full" in human.stdout and "REFUSING (onDiskFull = refuse)" in human.stdout, human.stdout
         # the CLI's one line and exit code for the same refusal
         pub = run([WAVEMQ, "pub", "--router", r1.address, "--entity", str(service), "--namespace", str(ns),
                    "--persist", "t/cli", "x" * PAYLOAD], site.env, cwd=site.dir)
@@ -132,5 +137,57 @@ def test_full_disk_refuses_publishes_and_keeps_every_accepted_one(site: Site, sm
         drops = r2.status()["drops"]
         assert isinstance(drops, dict)
         assert drops.get("budget", 0) == 0 and drops.get("storage-full", 0) == 0, drops
+    finally:
+        r2.stop()
+
+
+def _fill(fs: Path) -> Path:
+    """Fill ``fs`` to the last byte with a file of someone else's (what a runaway log does)."""
+    filler = fs / "filler"
+    chunk = b"\0" * (64 * 1024)
+    with open(filler, "wb", buffering=0) as f:
+        for size in (len(chunk), 512):
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(chunk[:size])
+    return filler
+
+
+@pytest.mark.timeout(300)
+def test_disk_filled_underneath_keeps_accepted_messages_and_refuses_new_ones(site: Site, small_fs: Path) -> None:
+    """Accepted, not yet flushed, and then another file fills the disk: the budget watch sheds nothing
+    (``onDiskFull = "refuse"``), new publishes are refused, the final flush fails and the crash journal
+    keeps the messages; once the space is freed a restart delivers every one."""
+    service = site.entity("service")
+    ns = site.dir / "namespace.ent"
+    cfg = _config(site, small_fs, queue="flushSize = 64\n  flushInterval = 3600")
+    r1 = RouterProcess(cfg, site.env).start()
+    try:
+        accepted, refusals = asyncio.run(_publish_all(r1.address, service, ns, site.env["WAVE_HOME"], count=300))
+        assert len(accepted) == 300 and not refusals
+        filler = _fill(small_fs)
+
+        def refusing() -> bool:
+            budget = r1.status()["budget"]
+            return isinstance(budget, dict) and budget["refusing_durable"] is True
+
+        wait_until(refusing, 20, "the budget watch to see the full disk")
+        pub = run([WAVEMQ, "pub", "--router", r1.address, "--entity", str(service), "--namespace", str(ns),
+                   "--persist", "t/late", "late"], site.env, cwd=site.dir)
+        assert pub.returncode == 75 and "STORAGE_FULL" in pub.stderr, (pub.returncode, pub.stderr)
+        status = r1.status()
+        assert status["disk_full"]["state"] == "refusing"  # type: ignore[index]
+        assert status["drops"] == {k: 0 for k in status["drops"]}, status["drops"]  # type: ignore[union-attr]
+        r1.terminate(timeout=60)
+        log = r1.output()
+        assert "event=budget_shed" not in log
+        assert "event=final_flush outcome=storage-full" in log or "final_flush outcome=failed" in log, log[-3000:]
+    finally:
+        r1.stop()
+    filler.unlink()
+    r2 = RouterProcess(cfg, site.env).start()
+    try:
+        got = asyncio.run(_receive_all(r2.address, service, ns, site.env["WAVE_HOME"], len(accepted)))
+        assert got == accepted, f"{len(accepted - got)} accepted message(s) lost"
     finally:
         r2.stop()
