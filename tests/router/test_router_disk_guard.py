@@ -42,6 +42,11 @@ def test_room_is_free_space_minus_reserve_pending_and_the_message_per_copy() -> 
     assert guard.check(2048, room // item, persist=False) is None
     reason = guard.check(2048, room // item + 1, persist=False)
     assert reason is not None and "diskReserve 4 MB" in reason
+    # status says refusing while the refused message would still not fit (though an empty one would)
+    assert guard.state().state == "refusing" and guard.state().reason == reason
+    queues.free += item
+    assert guard.state().state == "ok"
+    queues.free -= item
     # what is accepted but not flushed yet is charged too (at the stored/payload ratio)
     queues.unflushed_bytes = 2 * MB
     assert guard.check(2048, room // item - 1, persist=False) is not None

@@ -106,6 +106,7 @@ class DiskGuard:
         self.refused = 0
         #: why the last message that needed storing was refused; None once one is accepted again
         self.last_reason: str | None = None
+        self._last_need = (0, 0)
         self._burst = 0
 
     def check(self, size: int, queue_copies: int, persist: bool) -> str | None:
@@ -119,8 +120,10 @@ class DiskGuard:
         item = stored_bytes(size)
         self._ratio += RATIO_WEIGHT * (item / max(1, size) - self._ratio)
         persisted = stored_bytes(size, key=PERSIST_KEY_BYTES, value_header=0, fill=PERSIST_FILL)
-        reason = self._reason(queue_copies * item, persisted if persist_store is not None else 0)
+        need = (queue_copies * item, persisted if persist_store is not None else 0)
+        reason = self._reason(*need)
         if reason is not None:
+            self._last_need = need
             self.refused += 1
             if self.last_reason is None:
                 self._burst = self.refused - 1
@@ -152,12 +155,13 @@ class DiskGuard:
         return None
 
     def state(self) -> DiskState:
-        """The figures now (asks the filesystems: for status, not per message)."""
+        """The figures now (asks the filesystems: for status, not per message). ``refusing`` while a
+        store's last flush failed, or while the last refused message would still not fit."""
         spaces = [s for s in (self._queues.free_space(),
                               self._persist.free_space() if self._persist is not None else None) if s is not None]
         free = min((s.free_bytes for s in spaces), default=None)
         unflushed = self._queues.unflushed_bytes + (self._persist.unflushed_bytes if self._persist else 0)
-        reason = self._reason(0, 0, any_failure=True)
+        reason = self._reason(*(self._last_need if self.last_reason is not None else (0, 0)), any_failure=True)
         if self.policy is OnDiskFull.REFUSE:
             state = "refusing" if reason is not None else "ok"
         else:
