@@ -191,3 +191,30 @@ def test_disk_filled_underneath_keeps_accepted_messages_and_refuses_new_ones(sit
         assert got == accepted, f"{len(accepted - got)} accepted message(s) lost"
     finally:
         r2.stop()
+
+
+@pytest.mark.timeout(120)
+def test_pub_says_storage_full_in_one_line_and_exits_75(site: Site) -> None:
+    """No root needed: a reserve larger than any disk. A persisted publish needs room and is refused
+    (``STORAGE_FULL``, exit 75, one line); one that no queue wants and is not persisted needs none."""
+    service = site.entity("service")
+    cfg = site.dir / "huge-reserve.toml"
+    cfg.write_text(site.config.read_text() + "\n[BudgetConfig]\n  diskReserve = 16777216\n"
+                   "[MetricsConfig]\n  enabled = false\n")
+    r = RouterProcess(cfg, site.env).start()
+    try:
+        args = [WAVEMQ, "pub", "--router", r.address, "--entity", str(service), "--namespace",
+                str(site.dir / "namespace.ent")]
+        refused = run([*args, "--persist", "t/kept", "hello"], site.env, cwd=site.dir)
+        assert refused.returncode == 75, (refused.returncode, refused.stderr)
+        lines = refused.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wavemq-edge pub: not accepted (633 STORAGE_FULL): the "
+                                                       "router's disk is full"), refused.stderr
+        assert "diskReserve" in lines[0] and lines[0].endswith("publish it again later")
+        fine = run([*args, "t/nobody", "hello"], site.env, cwd=site.dir)
+        assert fine.returncode == 0, fine.stderr
+        status = r.status()
+        assert status["refused"] == {"STORAGE_FULL": 1}, status["refused"]
+        assert status["disk_full"]["state"] == "refusing", status["disk_full"]  # type: ignore[index]
+    finally:
+        r.stop()

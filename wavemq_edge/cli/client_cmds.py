@@ -290,8 +290,8 @@ def run_client_command(args: argparse.Namespace,
         print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
         return ExitCode.FAILURE
     except StorageFull as exc:
-        print(f"wavemq-edge {args.command}: not accepted, the router's disk is full ({exc.code} STORAGE_FULL): "
-              f"{exc.reason}; publish again later", file=sys.stderr)
+        print(f"wavemq-edge {args.command}: not accepted ({exc.code} STORAGE_FULL): {exc.reason}; publish it again "
+              "later", file=sys.stderr)
         return ExitCode.TEMPFAIL
     except (ClientError, asyncio.TimeoutError) as exc:
         text = str(exc) or "timed out waiting for the router"

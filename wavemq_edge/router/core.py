@@ -131,7 +131,7 @@ class RouterCore:
         copies = len(self.registry.matching(msg.namespace, msg.resource)) + (msg.namespace in self._trunked)
         reason = self.disk.check(len(msg.raw), copies, msg.persist and self._persists)
         if reason is not None:
-            raise self.admission.refusal(ErrorCode.STORAGE_FULL, f"not accepted, the router's disk is full: {reason}")
+            raise self.admission.refusal(ErrorCode.STORAGE_FULL, f"the router's disk is full: {reason}")
 
     # ------------------------------------------------------------------ subscribe / unsubscribe
 
