@@ -12,12 +12,20 @@ from router_helpers import T0, Agent, World, make_core
 from test_router_core import subscribe
 
 from wavemq_edge.router import DiskGuard, ErrorCode, OnDiskFull
-from wavemq_edge.router.disk_guard import COMMIT_SLACK_BYTES
+from wavemq_edge.router.disk_guard import COMMIT_SLACK_BYTES, SAMPLE_S
 from wavemq_edge.storage import DiskSpace, stored_bytes
 from wavemq_edge.wave import object_id, sign_message
 from wavemq_edge.wire import FrameType
 
 MB = 1024 * 1024
+_TICK = [0.0]
+
+
+def clock() -> float:
+    """A fake monotonic clock that moves past the guard's sampling interval at every reading, so each
+    check reads the (fake) filesystem again."""
+    _TICK[0] += 1.0
+    return _TICK[0]
 
 
 @dataclass
@@ -28,8 +36,12 @@ class FakeRoom:
     device: int = 1
     unflushed_bytes: int = 0
     flush_failure: str | None = None
+    flushes: int = 0
+    failed_flushes: int = 0
+    statvfs_calls: int = 0
 
     def free_space(self) -> DiskSpace | None:
+        self.statvfs_calls += 1
         return None if self.free is None else DiskSpace(self.device, self.free)
 
 
@@ -39,8 +51,8 @@ def test_room_is_free_space_minus_reserve_pending_and_the_message_per_copy() -> 
     item = stored_bytes(2048)
     assert 4096 < item < 4096 + 128  # a 2 KiB message takes an overflow page, not 2 KiB
     room = 10 * MB - 4 * MB - COMMIT_SLACK_BYTES
-    assert guard.check(2048, room // item, persist=False) is None
-    reason = guard.check(2048, room // item + 1, persist=False)
+    assert guard.check(2048, room // item, persist=False, now=clock()) is None
+    reason = guard.check(2048, room // item + 1, persist=False, now=clock())
     assert reason is not None and "diskReserve 4 MB" in reason
     # status says refusing while the refused message would still not fit (though an empty one would)
     assert guard.state().state == "refusing" and guard.state().reason == reason
@@ -49,15 +61,15 @@ def test_room_is_free_space_minus_reserve_pending_and_the_message_per_copy() -> 
     queues.free -= item
     # what is accepted but not flushed yet is charged too (at the stored/payload ratio)
     queues.unflushed_bytes = 2 * MB
-    assert guard.check(2048, room // item - 1, persist=False) is not None
+    assert guard.check(2048, room // item - 1, persist=False, now=clock()) is not None
     assert guard.refused == 2
 
 
 def test_no_copy_no_persist_needs_no_room_and_drop_oldest_never_refuses() -> None:
     full = FakeRoom(free=0)
-    assert DiskGuard(MB, OnDiskFull.REFUSE, full).check(100, 0, persist=True) is None  # no persist store
-    assert DiskGuard(MB, OnDiskFull.REFUSE, full, FakeRoom(free=0)).check(100, 0, persist=False) is None
-    assert DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).check(100, 5, persist=False) is None
+    assert DiskGuard(MB, OnDiskFull.REFUSE, full).check(100, 0, persist=True, now=clock()) is None  # no persist store
+    assert DiskGuard(MB, OnDiskFull.REFUSE, full, FakeRoom(free=0)).check(100, 0, persist=False, now=clock()) is None
+    assert DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).check(100, 5, persist=False, now=clock()) is None
     state = DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).state()
     assert (state.policy, state.state, state.free_bytes) == ("drop-oldest", "low", 0)
 
@@ -66,9 +78,9 @@ def test_stores_on_one_filesystem_share_its_free_space() -> None:
     queues, persist = FakeRoom(free=20 * MB, unflushed_bytes=5 * MB), FakeRoom(free=20 * MB, unflushed_bytes=5 * MB)
     guard = DiskGuard(MB, OnDiskFull.REFUSE, queues, persist)
     # 2 x 5 MB pending at ~2x stored = 20 MB: nothing more fits on one 20 MB filesystem
-    assert guard.check(2048, 1, persist=True) is not None
+    assert guard.check(2048, 1, persist=True, now=clock()) is not None
     persist.device = 2  # the persist store on another filesystem: each has room for its own share
-    assert guard.check(2048, 1, persist=True) is None
+    assert guard.check(2048, 1, persist=True, now=clock()) is None
 
 
 def test_a_failed_flush_refuses_what_needs_that_store_until_one_succeeds(caplog: pytest.LogCaptureFixture) -> None:
@@ -76,13 +88,13 @@ def test_a_failed_flush_refuses_what_needs_that_store_until_one_succeeds(caplog:
     guard = DiskGuard(MB, OnDiskFull.REFUSE, queues, persist)
     persist.flush_failure = "LMDB store is full"
     with caplog.at_level(logging.INFO, logger="wavemq_edge.router"):
-        assert guard.check(100, 1, persist=False) is None  # the queue store is fine
-        reason = guard.check(100, 1, persist=True)
+        assert guard.check(100, 1, persist=False, now=clock()) is None  # the queue store is fine
+        reason = guard.check(100, 1, persist=True, now=clock())
         assert reason is not None and "persist store" in reason and "kept" in reason
-        assert guard.check(100, 0, persist=True) is not None
+        assert guard.check(100, 0, persist=True, now=clock()) is not None
         assert guard.state().state == "refusing"
         persist.flush_failure = None
-        assert guard.check(100, 1, persist=True) is None
+        assert guard.check(100, 1, persist=True, now=clock()) is None
     assert guard.state().state == "ok"
     events = [r.getMessage().split()[0] for r in caplog.records]
     assert events == ["event=disk_full_refusing", "event=disk_full_accepting"]
@@ -106,9 +118,9 @@ def test_core_refuses_before_ok_and_accepts_the_same_message_once_there_is_room(
     queue = next(s.queue_id for s in core.subscriptions())
     first = a.request(FrameType.PUBLISH, _signed(a, world, "d/1"))[-1]
     assert first.type is FrameType.OK and first.fields[1] == "accepted"
-    room.free = MB  # the disk fills up (someone else's files)
+    room.free = MB  # the disk fills up (someone else's files): seen at the next sample
     raw = _signed(a, world, "d/2")
-    refused = a.request(FrameType.PUBLISH, raw)[-1]
+    refused = a.request(FrameType.PUBLISH, raw, now=1.0)[-1]
     assert refused.type is FrameType.REFUSED and refused.fields[1] == ErrorCode.STORAGE_FULL == 633
     assert "disk is full" in str(refused.fields[2])
     assert core.queues.stats(queue).depth <= 1  # nothing of the refused message was queued
@@ -116,8 +128,22 @@ def test_core_refuses_before_ok_and_accepts_the_same_message_once_there_is_room(
     st = core.status(0.0).disk
     assert st is not None and st["state"] == "refusing" and st["refused"] == 1
     # an unrelated URI nobody subscribed to needs no room
-    assert a.request(FrameType.PUBLISH, _signed(a, world, "elsewhere/1"))[-1].type is FrameType.OK
+    assert a.request(FrameType.PUBLISH, _signed(a, world, "elsewhere/1"), now=1.0)[-1].type is FrameType.OK
     room.free = 100 * MB
-    again = a.request(FrameType.PUBLISH, raw)[-1]
+    again = a.request(FrameType.PUBLISH, raw, now=2.0)[-1]
     assert again.type is FrameType.OK and again.fields[1] == "accepted"  # not "duplicate": it was never kept
     assert core.status(0.0).disk == {**st, "state": "ok", "free_bytes": 100 * MB, "reason": None}
+
+
+def test_free_space_is_read_again_after_a_flush_or_the_sample_interval() -> None:
+    room = FakeRoom(free=100 * MB)
+    guard = DiskGuard(MB, OnDiskFull.REFUSE, room)
+    for i in range(100):
+        assert guard.check(200, 1, persist=False, now=10.0 + i * 0.001) is None
+    assert room.statvfs_calls == 1  # a hundred publishes in 0.1 s: one statvfs
+    room.free = MB  # someone fills the disk ...
+    room.flushes += 1  # ... and our flush completes: read again at once
+    assert guard.check(200, 1, persist=False, now=10.2) is not None
+    room.free = 100 * MB
+    assert guard.check(200, 1, persist=False, now=10.2 + SAMPLE_S) is None  # the interval passed
+    assert room.statvfs_calls == 3

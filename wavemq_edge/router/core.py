@@ -113,7 +113,7 @@ class RouterCore:
             raise admission.refusal(ErrorCode.BAD_REQUEST,
                                     f"message names origin router {format_id(msg.origin_router)}; an agent "
                                     f"publishes with this router ({format_id(self.router_id)}) or none as origin")
-        self._check_disk(msg)  # before the dedup window records it: a refused message may come again
+        self._check_disk(msg, now)  # before the dedup window records it: a refused message may come again
         if not admission.first_time(msg.src, msg.msg_id, msg.timestamp_ms, wall):
             # An agent retrying a publish it already got accepted (e.g. after a reconnect): idempotent.
             self.counters.duplicates += 1
@@ -124,12 +124,12 @@ class RouterCore:
         self.proofs.remember(msg.proof_id, proof, now)
         return self.fanout.accept(msg, now, from_site=None)
 
-    def _check_disk(self, msg: Message) -> None:
+    def _check_disk(self, msg: Message, now: float) -> None:
         """Refuse (``STORAGE_FULL``) a message the stores could not keep (``disk_guard.py``)."""
         if self.disk.policy is not OnDiskFull.REFUSE:
             return
         copies = len(self.registry.matching(msg.namespace, msg.resource)) + (msg.namespace in self._trunked)
-        reason = self.disk.check(len(msg.raw), copies, msg.persist and self._persists)
+        reason = self.disk.check(len(msg.raw), copies, msg.persist and self._persists, now)
         if reason is not None:
             raise self.admission.refusal(ErrorCode.STORAGE_FULL, f"the router's disk is full: {reason}")
 

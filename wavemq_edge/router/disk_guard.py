@@ -26,7 +26,7 @@ reserve (``budget``) and a full store sheds its oldest backlog (``storage-full``
 
 The first refusal of a burst is logged (``event=disk_full_refusing``), and the first acceptance after
 it (``event=disk_full_accepting refused=N``). Sans-I/O apart from the stores' ``free_space()`` (a
-statvfs, about a microsecond), asked only for a message that needs storing.
+statvfs), asked for a message that needs storing at most every ``SAMPLE_S`` or after each flush.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ log = logging.getLogger("wavemq_edge.router")
 COMMIT_SLACK_BYTES: Final = 256 * 1024
 #: Stored/payload ratio assumed before any message was seen (a 2 KiB message takes a 4 KiB page).
 INITIAL_RATIO: Final = 2.0
+#: A filesystem's free space is read again after this long (seconds) even without a flush: another
+#: process may be filling it. Within it the reserve absorbs what others write.
+SAMPLE_S: Final = 0.25
 #: Weight of the newest message in the running stored/payload ratio.
 RATIO_WEIGHT: Final = 0.01
 #: Bytes a persisted message's key takes (namespace and URI; URIs are short).
@@ -73,6 +76,12 @@ class StoreRoom(Protocol):
     def flush_failure(self) -> str | None: ...
 
     def free_space(self) -> DiskSpace | None: ...
+
+    @property
+    def flushes(self) -> int: ...
+
+    @property
+    def failed_flushes(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +117,13 @@ class DiskGuard:
         self.last_reason: str | None = None
         self._last_need = (0, 0)
         self._burst = 0
+        #: store -> (its flush count, monotonic time, free space) of the last statvfs
+        self._samples: dict[int, tuple[int, float, DiskSpace | None]] = {}
 
-    def check(self, size: int, queue_copies: int, persist: bool) -> str | None:
+    def check(self, size: int, queue_copies: int, persist: bool, now: float) -> str | None:
         """Why a message of ``size`` bytes going to ``queue_copies`` queues (and the persisted store)
-        cannot be kept, or None when it can (or the policy is ``drop-oldest``)."""
+        cannot be kept, or None when it can (or the policy is ``drop-oldest``). ``now``: the caller's
+        monotonic clock (a filesystem's free space is read again after ``SAMPLE_S`` or a flush)."""
         if self.policy is not OnDiskFull.REFUSE:
             return None
         persist_store = self._persist if persist else None
@@ -121,7 +133,7 @@ class DiskGuard:
         self._ratio += RATIO_WEIGHT * (item / max(1, size) - self._ratio)
         persisted = stored_bytes(size, key=PERSIST_KEY_BYTES, value_header=0, fill=PERSIST_FILL)
         need = (queue_copies * item, persisted if persist_store is not None else 0)
-        reason = self._reason(*need)
+        reason = self._reason(*need, now=now)
         if reason is not None:
             self._last_need = need
             self.refused += 1
@@ -133,7 +145,22 @@ class DiskGuard:
         self.last_reason = reason
         return reason
 
-    def _reason(self, queue_need: int, persist_need: int, any_failure: bool = False) -> str | None:
+    def _space(self, store: StoreRoom, now: float | None) -> DiskSpace | None:
+        """The store's free space: read now, or the sample taken less than ``SAMPLE_S`` ago if no flush
+        completed since (a flush moves bytes from "unflushed" into the file: the two must be read
+        together). Between samples the bytes accepted meanwhile are charged as unflushed."""
+        if now is None:
+            return store.free_space()
+        generation = store.flushes + store.failed_flushes
+        cached = self._samples.get(id(store))
+        if cached is not None and cached[0] == generation and 0 <= now - cached[1] < SAMPLE_S:
+            return cached[2]
+        space = store.free_space()
+        self._samples[id(store)] = (generation, now, space)
+        return space
+
+    def _reason(self, queue_need: int, persist_need: int, any_failure: bool = False,
+                now: float | None = None) -> str | None:
         stores: list[tuple[str, StoreRoom, int]] = [("queue store", self._queues, queue_need)]
         if self._persist is not None:
             stores.append(("persist store", self._persist, persist_need))
@@ -143,7 +170,7 @@ class DiskGuard:
                 return f"the {name}'s last write failed ({failure}); retrying, accepted messages are kept"
         charged: dict[int, list[int]] = {}  # device -> [free, bytes to write]
         for _name, store, need in stores:
-            space = store.free_space()
+            space = self._space(store, now)
             if space is None:
                 continue
             entry = charged.setdefault(space.device, [space.free_bytes, 0])
