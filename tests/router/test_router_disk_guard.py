@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from router_helpers import T0, Agent, World, make_core
@@ -30,7 +31,8 @@ def clock() -> float:
 
 @dataclass
 class FakeRoom:
-    """A store as the guard sees it: free bytes of its filesystem, unflushed bytes, last flush failure."""
+    """A store as the guard sees it (unflushed bytes, last flush failure, flush count, directory), and the
+    filesystem it lives on (free bytes, device) as a fake free-space probe reports it."""
 
     free: int | None = 100 * MB
     device: int = 1
@@ -40,14 +42,27 @@ class FakeRoom:
     failed_flushes: int = 0
     statvfs_calls: int = 0
 
-    def free_space(self) -> DiskSpace | None:
-        self.statvfs_calls += 1
-        return None if self.free is None else DiskSpace(self.device, self.free)
+    def __post_init__(self) -> None:
+        self.options = SimpleNamespace(path=f"/fake/{id(self)}")
+        _ROOMS[self.options.path] = self
+
+
+_ROOMS: dict[str, FakeRoom] = {}
+
+
+def fake_probe(path: str) -> DiskSpace | None:
+    room = _ROOMS[path]
+    room.statvfs_calls += 1
+    return None if room.free is None else DiskSpace(room.device, room.free)
+
+
+def make_guard(reserve: int, policy: OnDiskFull, queues: FakeRoom, persist: FakeRoom | None = None) -> DiskGuard:
+    return DiskGuard(reserve, policy, queues, persist, probe=fake_probe)
 
 
 def test_room_is_free_space_minus_reserve_pending_and_the_message_per_copy() -> None:
     queues = FakeRoom(free=10 * MB)
-    guard = DiskGuard(4 * MB, OnDiskFull.REFUSE, queues)
+    guard = make_guard(4 * MB, OnDiskFull.REFUSE, queues)
     item = stored_bytes(2048)
     assert 4096 < item < 4096 + 128  # a 2 KiB message takes an overflow page, not 2 KiB
     room = 10 * MB - 4 * MB - COMMIT_SLACK_BYTES
@@ -67,16 +82,16 @@ def test_room_is_free_space_minus_reserve_pending_and_the_message_per_copy() -> 
 
 def test_no_copy_no_persist_needs_no_room_and_drop_oldest_never_refuses() -> None:
     full = FakeRoom(free=0)
-    assert DiskGuard(MB, OnDiskFull.REFUSE, full).check(100, 0, persist=True, now=clock()) is None  # no persist store
-    assert DiskGuard(MB, OnDiskFull.REFUSE, full, FakeRoom(free=0)).check(100, 0, persist=False, now=clock()) is None
-    assert DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).check(100, 5, persist=False, now=clock()) is None
-    state = DiskGuard(MB, OnDiskFull.DROP_OLDEST, full).state()
+    assert make_guard(MB, OnDiskFull.REFUSE, full).check(100, 0, persist=True, now=clock()) is None  # no persist store
+    assert make_guard(MB, OnDiskFull.REFUSE, full, FakeRoom(free=0)).check(100, 0, persist=False, now=clock()) is None
+    assert make_guard(MB, OnDiskFull.DROP_OLDEST, full).check(100, 5, persist=False, now=clock()) is None
+    state = make_guard(MB, OnDiskFull.DROP_OLDEST, full).state()
     assert (state.policy, state.state, state.free_bytes) == ("drop-oldest", "low", 0)
 
 
 def test_stores_on_one_filesystem_share_its_free_space() -> None:
     queues, persist = FakeRoom(free=20 * MB, unflushed_bytes=5 * MB), FakeRoom(free=20 * MB, unflushed_bytes=5 * MB)
-    guard = DiskGuard(MB, OnDiskFull.REFUSE, queues, persist)
+    guard = make_guard(MB, OnDiskFull.REFUSE, queues, persist)
     # 2 x 5 MB pending at ~2x stored = 20 MB: nothing more fits on one 20 MB filesystem
     assert guard.check(2048, 1, persist=True, now=clock()) is not None
     persist.device = 2  # the persist store on another filesystem: each has room for its own share
@@ -85,7 +100,7 @@ def test_stores_on_one_filesystem_share_its_free_space() -> None:
 
 def test_a_failed_flush_refuses_what_needs_that_store_until_one_succeeds(caplog: pytest.LogCaptureFixture) -> None:
     queues, persist = FakeRoom(), FakeRoom()
-    guard = DiskGuard(MB, OnDiskFull.REFUSE, queues, persist)
+    guard = make_guard(MB, OnDiskFull.REFUSE, queues, persist)
     persist.flush_failure = "LMDB store is full"
     with caplog.at_level(logging.INFO, logger="wavemq_edge.router"):
         assert guard.check(100, 1, persist=False, now=clock()) is None  # the queue store is fine
@@ -111,7 +126,7 @@ def _signed(agent: Agent, world: World, uri: str) -> bytes:
 def test_core_refuses_before_ok_and_accepts_the_same_message_once_there_is_room(world: World) -> None:
     core = make_core()
     room = FakeRoom(free=100 * MB)
-    core.disk = DiskGuard(MB, OnDiskFull.REFUSE, room)
+    core.disk = make_guard(MB, OnDiskFull.REFUSE, room)
     pub, sub = world.entity(), world.entity()
     a, b = Agent(core, pub), Agent(core, sub)
     subscribe(b, world, "d/*", "keeper")
@@ -137,7 +152,7 @@ def test_core_refuses_before_ok_and_accepts_the_same_message_once_there_is_room(
 
 def test_free_space_is_read_again_after_a_flush_or_the_sample_interval() -> None:
     room = FakeRoom(free=100 * MB)
-    guard = DiskGuard(MB, OnDiskFull.REFUSE, room)
+    guard = make_guard(MB, OnDiskFull.REFUSE, room)
     for i in range(100):
         assert guard.check(200, 1, persist=False, now=10.0 + i * 0.001) is None
     assert room.statvfs_calls == 1  # a hundred publishes in 0.1 s: one statvfs

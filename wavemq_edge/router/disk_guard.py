@@ -25,19 +25,20 @@ Under ``"drop-oldest"`` nothing is refused here: the budget watch sheds the olde
 reserve (``budget``) and a full store sheds its oldest backlog (``storage-full``), counted.
 
 The first refusal of a burst is logged (``event=disk_full_refusing``), and the first acceptance after
-it (``event=disk_full_accepting refused=N``). Sans-I/O apart from the stores' ``free_space()`` (a
-statvfs), asked for a message that needs storing at most every ``SAMPLE_S`` or after each flush.
+it (``event=disk_full_accepting refused=N``). Sans-I/O apart from ``probe`` (``storage.free_space``, a
+statvfs of a store's directory), asked at most every ``SAMPLE_S`` or after each flush.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Protocol
 
 from ..config.units import MIB
-from ..storage import DiskSpace, stored_bytes
+from ..storage import DiskSpace, free_space, stored_bytes
 
 __all__ = ["COMMIT_SLACK_BYTES", "DiskGuard", "DiskState", "OnDiskFull", "StoreRoom"]
 
@@ -66,16 +67,22 @@ class OnDiskFull(Enum):
     DROP_OLDEST = "drop-oldest"
 
 
+class _Located(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
 class StoreRoom(Protocol):
     """What the guard reads of a store (``QueueStore``, ``PersistStore``)."""
+
+    @property
+    def options(self) -> _Located: ...
 
     @property
     def unflushed_bytes(self) -> int: ...
 
     @property
     def flush_failure(self) -> str | None: ...
-
-    def free_space(self) -> DiskSpace | None: ...
 
     @property
     def flushes(self) -> int: ...
@@ -104,8 +111,10 @@ class DiskState:
 
 
 class DiskGuard:
-    def __init__(self, reserve_bytes: int, policy: OnDiskFull, queues: StoreRoom,
-                 persist: StoreRoom | None = None) -> None:
+    def __init__(self, reserve_bytes: int, policy: OnDiskFull, queues: StoreRoom, persist: StoreRoom | None = None,
+                 probe: Callable[[str], DiskSpace | None] = free_space) -> None:
+        """``probe``: a directory's filesystem room (``storage.free_space``; tests pass a fake)."""
+        self.probe = probe
         self.reserve_bytes = reserve_bytes
         self.policy = policy
         self._queues = queues
@@ -150,12 +159,12 @@ class DiskGuard:
         completed since (a flush moves bytes from "unflushed" into the file: the two must be read
         together). Between samples the bytes accepted meanwhile are charged as unflushed."""
         if now is None:
-            return store.free_space()
+            return self.probe(store.options.path)
         generation = store.flushes + store.failed_flushes
         cached = self._samples.get(id(store))
         if cached is not None and cached[0] == generation and 0 <= now - cached[1] < SAMPLE_S:
             return cached[2]
-        space = store.free_space()
+        space = self.probe(store.options.path)
         self._samples[id(store)] = (generation, now, space)
         return space
 
@@ -184,8 +193,8 @@ class DiskGuard:
     def state(self) -> DiskState:
         """The figures now (asks the filesystems: for status, not per message). ``refusing`` while a
         store's last flush failed, or while the last refused message would still not fit."""
-        spaces = [s for s in (self._queues.free_space(),
-                              self._persist.free_space() if self._persist is not None else None) if s is not None]
+        stores = (self._queues,) if self._persist is None else (self._queues, self._persist)
+        spaces = [s for s in (self._space(store, None) for store in stores) if s is not None]
         free = min((s.free_bytes for s in spaces), default=None)
         unflushed = self._queues.unflushed_bytes + (self._persist.unflushed_bytes if self._persist else 0)
         reason = self._reason(*(self._last_need if self.last_reason is not None else (0, 0)), any_failure=True)

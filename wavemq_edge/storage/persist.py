@@ -29,7 +29,6 @@ from typing import Any, Final
 
 from ..config.units import MIB
 from ..uri import matches, parse_pattern, parse_uri
-from .disk_space import DiskSpace, free_space
 from .errors import CorruptStoreError, StorageError
 from .flush_scheduler import FlushScheduler
 from .journal import Journal, JournalReport
@@ -167,10 +166,6 @@ class PersistStore:
     def unflushed_bytes(self) -> int:
         """Message bytes put but not yet in the LMDB file."""
         return self._pending_bytes
-
-    def free_space(self) -> DiskSpace | None:
-        """Free bytes of the store's filesystem."""
-        return free_space(self.options.path)
 
     # ----------------------------------------------------------------- API
 

@@ -14,10 +14,8 @@ memory state into one ``FlushBatch`` and commits it in one synced LMDB write tra
    loop keeps appending, peeking and acking meanwhile; all of that goes to the new journal segment.
 3. ``complete_flush(batch, outcome, now)`` (loop thread): on success the durable ranges move, the
    written payloads leave RAM, and the journal segments the batch covers are deleted. On failure the
-   delta stays pending for the next attempt (with backoff) and ``flush_failure`` says why until one
-   succeeds; when the map or the disk is full the oldest backlog is shed (reason ``storage-full``) only
-   under ``StoreOptions.shed_when_full`` (``onDiskFull = "drop-oldest"``), else every accepted item is
-   kept and the router refuses new ones meanwhile.
+   delta stays pending for the next attempt (with backoff; ``flush_failure`` says why); if the map or
+   the disk is full, the oldest backlog is shed (``storage-full``) only under ``shed_when_full``.
 
 Recovery (``open``): load headers and item sizes/times from LMDB (payloads stay on disk), then replay
 the journal segments newer than the generation the last commit covered. After a reboot tmpfs is empty
@@ -37,7 +35,6 @@ import cbor2
 
 from .backend import Backend, FlushBatch, LmdbQueueBackend
 from .dedup import DedupWindow
-from .disk_space import DiskSpace, free_space
 from .errors import (
     CorruptStoreError,
     QueueExistsError,
@@ -104,9 +101,8 @@ class QueueStore:
         self.journal_on_tmpfs: bool | None = None
         self._closed = False
         self._pending_bytes_total = 0
-        #: why the last flush failed (None after a successful one): the router refuses new items meanwhile
-        self.flush_failure: str | None = None
-        self._write_error = ""
+        self.flush_failure: str | None = None  # why the last flush failed; None once one succeeded
+        self._write_error = ""  # set by write_flush (worker thread), read by complete_flush
         #: the store's identity, read (or made) by the backend at recovery; names its journal directory
         self.store_id = b""
         recover(self, now)
@@ -247,10 +243,6 @@ class QueueStore:
     def unflushed_bytes(self) -> int:
         """Payload bytes accepted but not yet in the LMDB file (what the next flush writes at most)."""
         return self._pending_bytes_total
-
-    def free_space(self) -> DiskSpace | None:
-        """Free bytes of the store's filesystem (None for a store without a directory)."""
-        return free_space(self.options.path)
 
     def peek(self, queue_id: str, after_seq: int, max_items: int) -> list[tuple[int, bytes]]:
         """Up to ``max_items`` live items with sequence > ``after_seq``, oldest first. Payloads not yet
@@ -423,14 +415,10 @@ class QueueStore:
             return FlushOutcome.OK
         try:
             self._backend.commit(batch)
-        except StorageFullError as e:
-            self._write_error = str(e)
-            log.error("event=flush_failed reason=storage_full detail=%r", str(e))
-            return FlushOutcome.STORAGE_FULL
         except StorageError as e:
-            self._write_error = str(e)
-            log.error("event=flush_failed reason=write_error detail=%r", str(e))
-            return FlushOutcome.FAILED
+            full, self._write_error = isinstance(e, StorageFullError), str(e)
+            log.error("event=flush_failed reason=%s detail=%r", "storage_full" if full else "write_error", str(e))
+            return FlushOutcome.STORAGE_FULL if full else FlushOutcome.FAILED
         return FlushOutcome.OK
 
     def complete_flush(self, batch: FlushBatch, outcome: FlushOutcome, now: float) -> None:
@@ -465,9 +453,7 @@ class QueueStore:
             self.items_written += batch.item_count
             self.bytes_written += batch.item_bytes
             self._scheduler.completed(now, ok=True)
-            if self.flush_failure is not None:
-                log.warning("event=flush_recovered store=%s", self.options.path)
-                self.flush_failure = None
+            self.flush_failure = None
             return
         self.failed_flushes += 1
         self.flush_failure = self._write_error or outcome.value
