@@ -17,8 +17,8 @@ from router_helpers import T0, Agent, World, make_core
 from wavemq_edge.router import ErrorCode, code_for_reason
 from wavemq_edge.router.internal_errors import InternalErrorLog
 from wavemq_edge.storage import PersistOptions, PersistStore
-from wavemq_edge.wave import Reason, object_id, sign_message, sign_query
-from wavemq_edge.wire import Frame, FrameType
+from wavemq_edge.wave import Reason, object_id, sign_handshake, sign_message, sign_query
+from wavemq_edge.wire import CloseCode, Frame, FrameType
 
 
 def test_every_reason_maps_to_its_own_code() -> None:
@@ -137,3 +137,21 @@ def test_internal_error_log_is_rate_limited_per_site(caplog: pytest.LogCaptureFi
     assert [r.exc_info is not None for r in lines] == [True, True, False]
     assert "repeated=3" in lines[-1].getMessage()
     assert errors.total == 5
+
+
+def test_a_bug_during_the_handshake_closes_with_internal_error(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    core = make_core()
+    who = world.entity()
+    a = Agent(core, who, authenticate=False)
+
+    def broken(*_args: object) -> bool:
+        raise RuntimeError("revocation lookup exploded")
+
+    monkeypatch.setattr(core.verifier, "is_revoked", broken)
+    assert isinstance(a.challenge, bytes)
+    with caplog.at_level(logging.ERROR):
+        a.send(FrameType.AUTH, who.entity.raw, sign_handshake(who, a.challenge))
+    frame = a.recv()[-1]
+    assert frame.type is FrameType.ERROR and frame.fields[0] == CloseCode.INTERNAL_ERROR
+    assert a.session.closing and "request_internal_error" in caplog.text

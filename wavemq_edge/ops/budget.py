@@ -11,10 +11,12 @@ keeps the state of each pressure (memory, disk per directory) and returns what t
   kernel reclaims them (DESIGN.md, storage). Leaving needs ``RssAnon`` under 90% of the budget.
 * free space of the queue store's filesystem below ``diskReserve`` -> ``ShedOldest`` from the largest
   queues (drop reason ``budget``) for the deficit plus a margin, and ``RefuseDurable(True)`` until the
-  free space is back above reserve plus margin. While the pressure lasts, more is shed only when the free
-  space falls further: shedding frees pages *inside* the LMDB file (they are reused, the file does not
-  shrink), so it stops growth but does not raise the filesystem's free figure, and shedding again at
-  every sample would empty every queue for nothing. A further fall must be at least one margin.
+  free space is back above reserve plus margin. Shedding only with ``onDiskFull = "drop-oldest"``
+  (``shed``); under ``"refuse"`` nothing accepted is shed: the core refuses what it could not keep.
+  While the pressure lasts, more is shed only when the free space falls further: shedding frees pages
+  *inside* the LMDB file (they are reused, the file does not shrink), so it stops growth but does not
+  raise the filesystem's free figure, and shedding again at every sample would empty every queue for
+  nothing. A further fall must be at least one margin.
 * any other data directory below its reserve is reported (``Pressure``) but nothing is shed for it:
   queues do not live there.
 
@@ -369,8 +371,9 @@ def check_fit(f: FitInputs) -> FitReport:
         sub = f.subscription_max_bytes * STORED_BYTES_FACTOR
         if usable <= 0:
             rep.problems.append(f"{f.queue_dir} has {_mb(free_q)} free, not more than BudgetConfig.diskReserve "
-                                f"{_mb(f.disk_reserve)}: free space on it or lower diskReserve; queued items "
-                                "will be shed and new durable subscriptions refused")
+                                f"{_mb(f.disk_reserve)}: free space on it or lower diskReserve; publishes that "
+                                "need storing will be refused (or, with onDiskFull = \"drop-oldest\", queued items "
+                                "shed) and new durable subscriptions refused")
         else:
             if trunk > usable:
                 most = int(usable / STORED_BYTES_FACTOR / max(1, f.trunk_queues) / MIB)
@@ -391,7 +394,8 @@ def check_fit(f: FitInputs) -> FitReport:
                                  f"queue(s) beside {'a full trunk backlog' if f.trunk_queues else 'no trunk'}")
             if trunk + sub > f.max_map_bytes:
                 rep.notes.append(f"the LMDB map maximum ({_mb(f.max_map_bytes)}) caps the queue store below the "
-                                 "configured bounds; past it the oldest backlog is shed (storage-full)")
+                                 "configured bounds; past it publishes are refused (or, with onDiskFull = "
+                                 "\"drop-oldest\", the oldest backlog is shed: storage-full)")
     for directory, free in sorted(f.disk_free.items()):
         if directory != f.queue_dir and free < f.disk_reserve:
             rep.problems.append(f"{directory} has {_mb(free)} free, below BudgetConfig.diskReserve "
