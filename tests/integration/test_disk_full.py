@@ -115,14 +115,23 @@ def test_full_disk_refuses_publishes_and_keeps_every_accepted_one(site: Site, sm
         assert "disk" in refusals[0].reason, refusals[0].reason
         status = r1.status()
         store = status.get("disk_full")
-        assert isinstance(store, dict) and store["state"] == "refusing", status
+        # (its state may be "ok" again by now: a flush turns the estimate of what was pending into what
+        # it really took, usually a little less; tests/router/test_router_disk_guard.py pins the states)
+        assert isinstance(store, dict) and store["policy"] == "refuse" and store["refused"] >= len(refusals)
         human = run([WAVEMQ, "status", "--router", r1.address], site.env, cwd=site.dir)
-        assert "disk full" in human.stdout and "REFUSING (onDiskFull = refuse)" in human.stdout, human.stdout
-        # the CLI's one line and exit code for the same refusal
-        pub = run([WAVEMQ, "pub", "--router", r1.address, "--entity", str(service), "--namespace", str(ns),
-                   "--persist", "t/cli", "x" * PAYLOAD], site.env, cwd=site.dir)
-        assert pub.returncode == 75, (pub.returncode, pub.stderr)
-        assert pub.stderr.count("\n") == 1 and "STORAGE_FULL" in pub.stderr, pub.stderr
+        assert "disk full" in human.stdout and "(onDiskFull = refuse)" in human.stdout, human.stdout
+        # the CLI: one line and exit 75 for the refusal (the first few may still fit, see above)
+        for i in range(20):
+            pub = run([WAVEMQ, "pub", "--router", r1.address, "--entity", str(service), "--namespace", str(ns),
+                       "--persist", f"t/cli{i}", "x" * PAYLOAD], site.env, cwd=site.dir)
+            if pub.returncode == 0:
+                accepted.add(f"t/cli{i}")
+                continue
+            assert pub.returncode == 75, (pub.returncode, pub.stderr)
+            assert pub.stderr.count("\n") == 1 and "STORAGE_FULL" in pub.stderr, pub.stderr
+            break
+        else:
+            raise AssertionError("20 more 2 KB messages fit on a disk that refused thousands")
         r1.terminate(timeout=60)
     finally:
         r1.stop()
