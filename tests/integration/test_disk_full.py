@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,6 @@ def _mount(where: Path, size: str, remount: bool = False) -> subprocess.Complete
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    import os
-
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     where = tmp_path / "state"
