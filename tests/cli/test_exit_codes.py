@@ -15,7 +15,8 @@ from wavemq_edge.cli.main import main
 
 def test_exit_code_values_are_stable() -> None:
     # Scripts and systemd units compare these numbers: they never change.
-    assert {c.name: int(c) for c in ExitCode} == {"OK": 0, "FAILURE": 1, "USAGE": 2, "STARTUP": 3, "INTERRUPTED": 130}
+    assert {c.name: int(c) for c in ExitCode} == {"OK": 0, "FAILURE": 1, "USAGE": 2, "STARTUP": 3, "TEMPFAIL": 75,
+                                                 "INTERRUPTED": 130}
     assert all(c.__doc__ for c in ExitCode)
 
 

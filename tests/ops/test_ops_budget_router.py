@@ -1,6 +1,7 @@
 """A real router with a tiny configured budget: it says at start-up what does not fit, sheds the oldest
-queued items (reason ``budget``, counted), refuses new durable subscriptions with a clear error while
-still accepting ephemeral ones and resumes, flushes early for memory, and status shows all of it."""
+queued items (reason ``budget``, counted; under ``onDiskFull = "drop-oldest"``), refuses new durable
+subscriptions with a clear error while still accepting ephemeral ones and resumes, flushes early for
+memory, and status shows all of it."""
 
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ def test_tiny_budget_sheds_refuses_durable_and_reports(tmp_path: Path) -> None:
             assert r.returncode == 0, r.stderr
         assert r1.terminate() == 0
 
-        # 2. the same data under a tiny budget
-        # full status (disk, queue ids) is for the local operator: the Unix socket, as our own uid
+        # 2. the same data under a tiny budget, with the policy that sheds (the default refuses instead:
+        #    tests/integration/test_disk_full.py); full status (disk, queue ids) is for the local
+        #    operator: the Unix socket, as our own uid
         sock = tmp_path / "agent.sock"
         cfg = ops_config(tmp_path, TINY_BUDGET)
-        cfg.write_text(cfg.read_text().replace("[LocalConfig]\n", f'[LocalConfig]\n  unixSocket = "{sock}"\n'))
+        text = cfg.read_text().replace("[LocalConfig]\n", f'[LocalConfig]\n  unixSocket = "{sock}"\n')
+        cfg.write_text(text.replace("[QueueConfig]", '[QueueConfig]\n  onDiskFull = "drop-oldest"'))
         r2 = OpsRouter(cfg, env).start()
         routers.append(r2)
         log = r2.output()

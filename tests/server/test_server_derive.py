@@ -20,7 +20,7 @@ import pytest
 from wavemq_edge.config import Config, Environment, load_config, load_default_config, parse_config
 from wavemq_edge.config.units import MIB
 from wavemq_edge.ops.budget import FitInputs
-from wavemq_edge.router import RouterOptions
+from wavemq_edge.router import OnDiskFull, RouterOptions
 from wavemq_edge.router.trunk import TrunkOptions
 from wavemq_edge.server import derive
 from wavemq_edge.storage import PersistOptions, QueueLimits, StoreOptions
@@ -122,6 +122,7 @@ def today_store_and_persist(cfg: Config) -> tuple[StoreOptions, PersistOptions]:
         flush_interval_s=float(cfg.queue.flush_interval_s),
         flush_bytes=cfg.queue.flush_size_mb * MIB,
         max_queues=max(1024, cfg.limits.max_connections * 2),
+        shed_when_full=cfg.queue.on_disk_full == "drop-oldest",
     )
     journal_dir = str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else None
     persist = PersistOptions(path=str(cfg.routing.persist_data_store), journal_dir=journal_dir,
@@ -139,6 +140,8 @@ def today_router_options(cfg: Config) -> RouterOptions:
         ),
         max_subscriptions_per_connection=cfg.limits.max_subscriptions_per_connection,
         inflight_window=cfg.limits.inflight_window,
+        on_disk_full=OnDiskFull(cfg.queue.on_disk_full),
+        disk_reserve_bytes=cfg.budget.disk_reserve_mb * MIB,
     )
 
 

@@ -169,9 +169,11 @@ def test_second_opener_is_refused(store_path: str, journal_dir: str) -> None:
 
 
 def test_map_full_grows_then_sheds_counted_never_crashes(store_path: str, journal_dir: str) -> None:
+    """``onDiskFull = "drop-oldest"``: past the map maximum the oldest backlog goes, counted."""
     mib = 1024 * 1024
     s = QueueStore.open(
-        _opts(store_path, journal_dir, map_size=mib, max_map_size=2 * mib, flush_bytes=64 * mib),
+        StoreOptions(path=store_path, journal_dir=journal_dir, map_size=mib, max_map_size=2 * mib,
+                     flush_bytes=64 * mib, shed_when_full=True),
         0.0,
         time.time(),
     )
@@ -194,3 +196,38 @@ def test_map_full_grows_then_sheds_counted_never_crashes(store_path: str, journa
     assert [seq for seq, _ in items] == list(range(st.head, st.tail))  # the newest survive, in order
     s.close(99.0)
     shutil.rmtree(store_path)
+
+
+def test_map_full_keeps_every_item_and_recovers_once_consumers_ack(store_path: str, journal_dir: str) -> None:
+    """``onDiskFull = "refuse"`` (the default): a flush that does not fit drops nothing; the items stay in
+    RAM and journal, ``flush_failure`` says why, and once a consumer acknowledges the durable backlog
+    its deletion is committed first (pages freed in a transaction are reusable only by later ones), so
+    the next flush fits and every unacknowledged item is durable."""
+    mib = 1024 * 1024
+    s = QueueStore.open(_opts(store_path, journal_dir, map_size=mib, max_map_size=2 * mib, flush_bytes=64 * mib),
+                        0.0, time.time())
+    s.create_queue("q", QueueKind.TRUNK, LIMITS, 0.0)
+
+    def item(i: int) -> bytes:
+        return i.to_bytes(4, "big") * 250
+
+    for i in range(1100):  # ~1.4 MB in the file
+        s.append("q", item(i), 0.0)
+    assert s.flush(0.0) is FlushOutcome.OK
+    for i in range(1100, 1900):  # ~1 MB more: past the 2 MiB map
+        s.append("q", item(i), 1.0)
+    assert s.flush(1.0) is FlushOutcome.STORAGE_FULL
+    assert s.flush_failure is not None and "full" in s.flush_failure
+    st = s.stats("q")
+    assert st.depth == 1900 and sum(st.drops.values()) == 0
+    s.ack("q", 1100, 2.0)  # the durable backlog is consumed (sequences start at 1)
+    assert s.flush(2.0) is FlushOutcome.OK
+    assert s.flush_failure is None
+    want = [(seq, item(seq - 1)) for seq in range(1101, 1901)]
+    assert s.peek("q", 0, 10_000) == want
+    s.abandon()  # no final flush: what the next open sees is what the flush committed
+    shutil.rmtree(journal_dir)
+    os.mkdir(journal_dir)
+    again = QueueStore.open(_opts(store_path, journal_dir), 0.0, time.time())
+    assert again.peek("q", 0, 10_000) == want
+    again.close(4.0)

@@ -59,12 +59,16 @@ class MQueue:
 
 
 class StoreMachine(RuleBasedStateMachine):
+    #: ``onDiskFull = "drop-oldest"``: a full store sheds; the subclass below keeps everything ("refuse").
+    SHED_WHEN_FULL = True
+
     def __init__(self) -> None:
         super().__init__()
         self.journal_dir = tempfile.mkdtemp(prefix="wmq-model-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.backend = MemoryBackend()
         self.opts = StoreOptions(
-            path="(memory)", journal_dir=self.journal_dir, touch_persist_granularity_s=0.0, max_queues=64
+            path="(memory)", journal_dir=self.journal_dir, touch_persist_granularity_s=0.0, max_queues=64,
+            shed_when_full=self.SHED_WHEN_FULL,
         )
         self.now = 0
         self.store = QueueStore(self.backend, self.opts, float(self.now), float(WALL0 + self.now))
@@ -195,7 +199,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store.complete_flush(self.batch, self.outcome, float(self.now))
         if self.outcome is FlushOutcome.OK:
             self.durable = self.batch_snapshot
-        elif self.outcome is FlushOutcome.STORAGE_FULL and self.model:
+        elif self.outcome is FlushOutcome.STORAGE_FULL and self.model and self.SHED_WHEN_FULL:
             qid = max(self.model, key=lambda q: (self.model[q].bytes, q))
             m = self.model[qid]
             m.drop_oldest(max(1, len(m.items) // 4), "storage-full")
@@ -244,6 +248,19 @@ class StoreMachine(RuleBasedStateMachine):
             assert got == [(seq, b) for seq, b, _t in m.items], qid
 
 
+class KeepingStoreMachine(StoreMachine):
+    """``onDiskFull = "refuse"``: a full store keeps every accepted item and retries."""
+
+    SHED_WHEN_FULL = False
+
+
+TestKeepingStoreModel = KeepingStoreMachine.TestCase
+TestKeepingStoreModel.settings = settings(
+    max_examples=int(os.environ.get("WAVEMQ_MODEL_EXAMPLES", "150")) // 3,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestStoreModel = StoreMachine.TestCase
 TestStoreModel.settings = settings(
     max_examples=int(os.environ.get("WAVEMQ_MODEL_EXAMPLES", "150")),

@@ -1,7 +1,8 @@
 """The client subcommands of ``wavemq-edge``: pub, sub, query, unsub, status, demo.
 
 Every failure is one line on stderr and a non-zero exit (:class:`.exit_codes.ExitCode`): 1 for a
-refused request or a lost router, 2 for bad arguments (a missing entity, an unreadable file, a bad URI).
+refused request or a lost router, 2 for bad arguments (a missing entity, an unreadable file, a bad URI),
+75 when the router's disk is full and it refused a publish (``STORAGE_FULL``: retry later).
 
 Environment: ``WAVEMQ_ROUTER`` (the router's address when ``--router`` is not given) and
 ``WAVEMQ_ENTITY`` (the entity secret file when ``--entity`` is not given; ``status`` uses it too, else a
@@ -24,7 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from ..client import DEFAULT_ROUTER, Client, ClientError, ReceivedMessage, SubscriptionEnded, resolve_namespace
+from ..client import (
+    DEFAULT_ROUTER,
+    Client,
+    ClientError,
+    ReceivedMessage,
+    StorageFull,
+    SubscriptionEnded,
+    resolve_namespace,
+)
 from ..uri import UriError, parse_pattern, parse_uri
 from ..wave import (
     PSET_WAVEMQ,
@@ -284,6 +293,10 @@ def run_client_command(args: argparse.Namespace,
     except SubscriptionEnded as exc:
         print(f"wavemq-edge {args.command}: {exc}", file=sys.stderr)
         return ExitCode.FAILURE
+    except StorageFull as exc:
+        print(f"wavemq-edge {args.command}: not accepted ({exc.code} STORAGE_FULL): {exc.reason}; publish it again "
+              "later", file=sys.stderr)
+        return ExitCode.TEMPFAIL
     except (ClientError, asyncio.TimeoutError) as exc:
         text = str(exc) or "timed out waiting for the router"
         print(f"wavemq-edge {args.command}: {text}", file=sys.stderr)

@@ -25,5 +25,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: ``wavemq-edge run``: the router could not start (a port in use, an unusable store).
     STARTUP = 3
+    #: ``wavemq-edge pub``: the router's disk is full and it refused the message (``STORAGE_FULL``, 633);
+    #: nothing was stored, publish again later (sysexits.h ``EX_TEMPFAIL``).
+    TEMPFAIL = 75
     #: ``wv`` interrupted by Ctrl-C (128 + SIGINT).
     INTERRUPTED = 130

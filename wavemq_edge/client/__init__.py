@@ -42,6 +42,7 @@ from .errors import (
     LocalProtocolError,
     RequestRefused,
     RouterProtocolError,
+    StorageFull,
     SubscriptionEnded,
 )
 from .messages import ReceivedMessage, Subscription, resolve_namespace
@@ -62,6 +63,7 @@ __all__ = [
     "ReceivedMessage",
     "RequestRefused",
     "RouterProtocolError",
+    "StorageFull",
     "Subscription",
     "SubscriptionEnded",
     "resolve_namespace",

@@ -40,7 +40,7 @@ from ..wave import (
     sign_unsubscribe,
 )
 from ..wire import NEED_DATA, ErrorCode, FrameType
-from .errors import ClientError, ConnectionClosed, RequestRefused, RouterProtocolError, SubscriptionEnded
+from .errors import ClientError, ConnectionClosed, RequestRefused, RouterProtocolError, SubscriptionEnded, refused
 from .events import (
     Accepted,
     ConnectionTerminated,
@@ -378,7 +378,7 @@ class Client:
                        sub_id: str | None = None) -> _R:
         reply = await (await self._send_request(kind, *fields, resend=resend, sub_id=sub_id))
         if isinstance(reply, Refused):
-            raise RequestRefused(reply.code, reply.reason)
+            raise refused(reply.code, reply.reason)
         # the protocol admits only the replies a request allows (``protocol._REPLY_KINDS``)
         assert isinstance(reply, expect), f"{kind.name} answered by {reply!r}"
         return reply

@@ -16,7 +16,9 @@ __all__ = [
     "LocalProtocolError",
     "RequestRefused",
     "RouterProtocolError",
+    "StorageFull",
     "SubscriptionEnded",
+    "refused",
 ]
 
 
@@ -59,6 +61,19 @@ class RequestRefused(ClientError):
         super().__init__(f"refused ({code} {name}): {reason}")
         self.code = code
         self.reason = reason
+
+
+class StorageFull(RequestRefused):
+    """The router's disk is full (``STORAGE_FULL``, 633): the message was *not* accepted, nothing of it
+    was stored or delivered. Publish it again once the router has space (``wavemq-edge status`` shows
+    the disk state); ``wavemq-edge pub`` exits 75 (``TEMPFAIL``) for it."""
+
+
+def refused(code: int, reason: str) -> RequestRefused:
+    """The ``RequestRefused`` (or its more specific subclass) for a ``REFUSED`` reply."""
+    if code == ErrorCode.STORAGE_FULL:
+        return StorageFull(code, reason)
+    return RequestRefused(code, reason)
 
 
 class SubscriptionEnded(ClientError):

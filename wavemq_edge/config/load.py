@@ -121,6 +121,9 @@ class _Checker:
             if not isinstance(value, str):
                 self.fail(where, value, f"must be a string, not {_type_name(value)}")
                 return None
+            if key.choices and value not in key.choices:
+                self.fail(where, value, "must be one of " + ", ".join(repr(c) for c in key.choices))
+                return None
             return value
         if kind == ADDR:
             if not isinstance(value, str):

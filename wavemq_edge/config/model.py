@@ -71,6 +71,9 @@ class QueueConfig:
     flush_size_mb: int
     #: where the tmpfs crash journal lives; None = ``Environment.journal_dir`` ($RUNTIME_DIRECTORY ...).
     journal_dir: Path | None
+    #: below ``BudgetConfig.diskReserve``: ``"refuse"`` publishes that need storing (``STORAGE_FULL``), or
+    #: ``"drop-oldest"`` queued items (our own key).
+    on_disk_full: str = "refuse"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ class Key:
     unit: str = ""
     doc: str = ""
     ignored: bool = False  # accepted for WAVEMQ compatibility, has no effect
+    choices: tuple[str, ...] = ()  # a string key's allowed values (empty: any string)
 
 
 SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
@@ -76,6 +77,8 @@ SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
             doc="flush early when this much is waiting to be written"),
         Key("journalDir", "journal_dir", OPT_PATH, "",
             doc="tmpfs crash journal; empty = $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR or /dev/shm"),
+        Key("onDiskFull", "on_disk_full", STR, "refuse", choices=("refuse", "drop-oldest"),
+            doc="below BudgetConfig.diskReserve: refuse publishes that need storing, or shed the oldest"),
     ),
     "LocalConfig": (
         Key("listenAddr", "listen_addr", ADDR, "127.0.0.1:4516", doc="agent API"),

@@ -11,10 +11,12 @@ keeps the state of each pressure (memory, disk per directory) and returns what t
   kernel reclaims them (DESIGN.md, storage). Leaving needs ``RssAnon`` under 90% of the budget.
 * free space of the queue store's filesystem below ``diskReserve`` -> ``ShedOldest`` from the largest
   queues (drop reason ``budget``) for the deficit plus a margin, and ``RefuseDurable(True)`` until the
-  free space is back above reserve plus margin. While the pressure lasts, more is shed only when the free
-  space falls further: shedding frees pages *inside* the LMDB file (they are reused, the file does not
-  shrink), so it stops growth but does not raise the filesystem's free figure, and shedding again at
-  every sample would empty every queue for nothing. A further fall must be at least one margin.
+  free space is back above reserve plus margin. Shedding only with ``onDiskFull = "drop-oldest"``
+  (``shed``); under ``"refuse"`` nothing accepted is shed: the core refuses what it could not keep.
+  While the pressure lasts, more is shed only when the free space falls further: shedding frees pages
+  *inside* the LMDB file (they are reused, the file does not shrink), so it stops growth but does not
+  raise the filesystem's free figure, and shedding again at every sample would empty every queue for
+  nothing. A further fall must be at least one margin.
 * any other data directory below its reserve is reported (``Pressure``) but nothing is shed for it:
   queues do not live there.
 
@@ -188,6 +190,9 @@ class BudgetSettings:
     #: data directories whose filesystems are watched: queue store, persist store, WAVE database.
     data_dirs: tuple[str, str, str]
     sample_interval_s: float
+    #: ``QueueConfig.onDiskFull = "drop-oldest"``: shed the oldest queued items below the reserve. Under
+    #: ``"refuse"`` (False) nothing accepted is shed: the core refuses publishes that need storing.
+    shed_at_reserve: bool = True
 
     @property
     def queue_dir(self) -> str:
@@ -211,7 +216,7 @@ class BudgetStats:
 
 class BudgetPolicy:
     def __init__(self, memory_budget_bytes: int, disk_reserve_bytes: int, queue_dir: str,
-                 protected: frozenset[str] = frozenset()) -> None:
+                 protected: frozenset[str] = frozenset(), shed: bool = True) -> None:
         if memory_budget_bytes <= 0:
             raise ValueError(f"memory_budget_bytes={memory_budget_bytes} must be > 0")
         if disk_reserve_bytes < 0:
@@ -220,6 +225,7 @@ class BudgetPolicy:
         self.disk_reserve_bytes = disk_reserve_bytes
         self.queue_dir = queue_dir
         self.protected = protected
+        self.shed = shed
         self.stats = BudgetStats()
         self._memory_actions = 0
         self._last_shrink: float | None = None
@@ -275,8 +281,9 @@ class BudgetPolicy:
                 state.low_water = free
                 self.stats.disk_pressure[directory] = True
                 need = reserve - free + self.disk_margin_bytes
-                what = ("shedding the oldest queued items and refusing new durable subscriptions"
-                        if is_queue_fs else "no queues live here: free space on it")
+                what = ("no queues live here: free space on it" if not is_queue_fs else
+                        "shedding the oldest queued items and refusing new durable subscriptions" if self.shed
+                        else "refusing publishes that need storing and new durable subscriptions")
                 out.append(Pressure(kind, True, f"{free // MIB} MB free < BudgetConfig.diskReserve "
                                     f"{reserve // MIB} MB on {directory}: {what}"))
                 if is_queue_fs:
@@ -301,6 +308,8 @@ class BudgetPolicy:
                 out.append(RefuseDurable(False, f"{free // MIB} MB free on {directory}"))
 
     def _shed(self, state: _DiskState, need: int, queues: Sequence[QueueUsage], out: list[Action]) -> None:
+        if not self.shed:
+            return  # onDiskFull = "refuse": the core refuses new messages instead
         plan = plan_shed(queues, need, self.protected)
         out.extend(plan)
         planned = sum(a.max_bytes for a in plan)
@@ -362,8 +371,9 @@ def check_fit(f: FitInputs) -> FitReport:
         sub = f.subscription_max_bytes * STORED_BYTES_FACTOR
         if usable <= 0:
             rep.problems.append(f"{f.queue_dir} has {_mb(free_q)} free, not more than BudgetConfig.diskReserve "
-                                f"{_mb(f.disk_reserve)}: free space on it or lower diskReserve; queued items "
-                                "will be shed and new durable subscriptions refused")
+                                f"{_mb(f.disk_reserve)}: free space on it or lower diskReserve; publishes that "
+                                "need storing will be refused (or, with onDiskFull = \"drop-oldest\", queued items "
+                                "shed) and new durable subscriptions refused")
         else:
             if trunk > usable:
                 most = int(usable / STORED_BYTES_FACTOR / max(1, f.trunk_queues) / MIB)
@@ -384,7 +394,8 @@ def check_fit(f: FitInputs) -> FitReport:
                                  f"queue(s) beside {'a full trunk backlog' if f.trunk_queues else 'no trunk'}")
             if trunk + sub > f.max_map_bytes:
                 rep.notes.append(f"the LMDB map maximum ({_mb(f.max_map_bytes)}) caps the queue store below the "
-                                 "configured bounds; past it the oldest backlog is shed (storage-full)")
+                                 "configured bounds; past it publishes are refused (or, with onDiskFull = "
+                                 "\"drop-oldest\", the oldest backlog is shed: storage-full)")
     for directory, free in sorted(f.disk_free.items()):
         if directory != f.queue_dir and free < f.disk_reserve:
             rep.problems.append(f"{directory} has {_mb(free)} free, below BudgetConfig.diskReserve "

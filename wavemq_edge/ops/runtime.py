@@ -132,7 +132,8 @@ class OpsRuntime:
         self.watchdog = WatchdogPolicy(interval) if interval is not None else None
         self.data_dirs = list(budget.data_dirs)
         self.policy = BudgetPolicy(budget.memory_budget_bytes, budget.disk_reserve_bytes,
-                                   queue_dir=self.data_dirs[0], protected=frozenset({SUBSCRIPTION_RECORDS}))
+                                   queue_dir=self.data_dirs[0], protected=frozenset({SUBSCRIPTION_RECORDS}),
+                                   shed=budget.shed_at_reserve)
         self.last_reading: BudgetReading | None = None
         self.rate_log = RateLimitedLog(log)
         self.metrics_address = ""

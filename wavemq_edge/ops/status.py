@@ -136,7 +136,14 @@ def systemd_line(snap: StatusSnapshot) -> str:
         parts.append("OVER MEMORY BUDGET")
     if snap.ops.budget.refusing_durable:
         parts.append("DISK LOW: refusing durable subscriptions")
+    if _disk_full(snap, "state") == "refusing":
+        parts.append("DISK FULL: refusing publishes (STORAGE_FULL)")
     return ", ".join(parts)
+
+
+def _disk_full(snap: StatusSnapshot, key: str) -> object:
+    """A figure of the core's disk check (``router/disk_guard.py``)."""
+    return (snap.core.disk or {}).get(key)
 
 
 # ---------------------------------------------------------------------------------- Prometheus
@@ -174,6 +181,10 @@ _SCALARS: Final[tuple[tuple[str, Literal["counter", "gauge"], str, _Getter], ...
     ("budget_early_flushes_total", "counter", "Flushes started early for memory.",
      lambda s: s.ops.budget.early_flushes),
     ("budget_shed_items_total", "counter", "Items shed for disk space.", lambda s: s.ops.shed_items),
+    ("disk_full_refusing", "gauge", "1 while publishes that need storing are refused (onDiskFull = refuse).",
+     lambda s: 1 if _disk_full(s, "state") == "refusing" else 0),
+    ("disk_full_refused_total", "counter", "Publishes refused with STORAGE_FULL.",
+     lambda s: refused if isinstance(refused := _disk_full(s, "refused"), int) else 0),
     ("watchdog_pings_total", "counter", "WATCHDOG=1 sent to systemd.", lambda s: s.ops.watchdog_pings),
     ("watchdog_withheld_total", "counter", "Watchdog pings withheld because unhealthy.",
      lambda s: s.ops.watchdog_withheld),

@@ -90,6 +90,11 @@ def render_status(status: Mapping[str, object]) -> str:
                 low = "  LOW" if info.get("low") else ""
                 row("disk" if i == 0 else "", f"{d}: {_size(info.get('free_bytes'))} free, reserve "
                     f"{_size(info.get('reserve_bytes'))}{low}")
+    full = get("disk_full")
+    if isinstance(full, Mapping):
+        why = f": {full.get('reason')}" if full.get("reason") else ""
+        row("disk full", f"{str(full.get('state')).upper()} (onDiskFull = {full.get('policy')}), "
+            f"{full.get('refused')} publishes refused{why}")
     row("queues", f"{get('queues')} queues, {get('queued_items')} items, {_size(get('queued_bytes'))}; "
         f"{get('unflushed_items')} unflushed")
     row("drops", _flat(get("drops")))

@@ -1,6 +1,7 @@
 """The routing core, the agent session and the trunk state machines (sans-I/O)."""
 
 from .core import RouterCore
+from .disk_guard import DiskGuard, DiskState, OnDiskFull
 from .errors import ErrorCode, RouterError, code_for_reason
 from .fanout import PublishResult
 from .hooks import NO_TIERING, QueryForwarder, QueryReply, SubscriptionChange, TieringHooks
@@ -19,7 +20,10 @@ __all__ = [
     "AgentSession",
     "Consumer",
     "CoreStatus",
+    "DiskGuard",
+    "DiskState",
     "ErrorCode",
+    "OnDiskFull",
     "PersistedMessages",
     "PublishResult",
     "QueryAnswer",

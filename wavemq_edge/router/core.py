@@ -32,11 +32,12 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-from ..storage import QueueKind, QueueLimits, QueueStore
+from ..storage import PersistStore, QueueKind, QueueLimits, QueueStore
 from ..uri import Pattern
-from ..wave import Entity, Revocation, Subscribe, Unsubscribe, VerificationError, Verifier, format_id
+from ..wave import Entity, Message, Revocation, Subscribe, Unsubscribe, VerificationError, Verifier, format_id
 from .admission import Admission
 from .delivery import Delivery
+from .disk_guard import DiskGuard, OnDiskFull
 from .errors import ErrorCode, code_for_reason
 from .fanout import Fanout, PublishResult
 from .hooks import NO_TIERING, QueryReply, TieringHooks
@@ -85,6 +86,10 @@ class RouterCore:
                                registry=self.registry, lifecycle=self.lifecycle, fanout=self.fanout, queues=queues,
                                proofs=self.proofs, queries=self.queries, counters=self.counters)
         self._refuse_durable: str | None = None
+        self._trunked = frozenset(trunk_queues)
+        self._persists = persist is not None
+        self.disk = DiskGuard(options.disk_reserve_bytes, options.on_disk_full, queues,
+                              persist if isinstance(persist, PersistStore) else None)
         self.lifecycle.restore(wall)
 
     # ------------------------------------------------------------------ inputs from operations
@@ -108,6 +113,7 @@ class RouterCore:
             raise admission.refusal(ErrorCode.BAD_REQUEST,
                                     f"message names origin router {format_id(msg.origin_router)}; an agent "
                                     f"publishes with this router ({format_id(self.router_id)}) or none as origin")
+        self._check_disk(msg, now)  # before the dedup window records it: a refused message may come again
         if not admission.first_time(msg.src, msg.msg_id, msg.timestamp_ms, wall):
             # An agent retrying a publish it already got accepted (e.g. after a reconnect): idempotent.
             self.counters.duplicates += 1
@@ -117,6 +123,15 @@ class RouterCore:
                               resource=msg.resource, wall=wall)
         self.proofs.remember(msg.proof_id, proof, now)
         return self.fanout.accept(msg, now, from_site=None)
+
+    def _check_disk(self, msg: Message, now: float) -> None:
+        """Refuse (``STORAGE_FULL``) a message the stores could not keep (``disk_guard.py``)."""
+        if self.disk.policy is not OnDiskFull.REFUSE:
+            return
+        copies = len(self.registry.matching(msg.namespace, msg.resource)) + (msg.namespace in self._trunked)
+        reason = self.disk.check(len(msg.raw), copies, msg.persist and self._persists, now)
+        if reason is not None:
+            raise self.admission.refusal(ErrorCode.STORAGE_FULL, f"the router's disk is full: {reason}")
 
     # ------------------------------------------------------------------ subscribe / unsubscribe
 
@@ -266,4 +281,4 @@ class RouterCore:
             designated_for=tuple(sorted(format_id(n) for n in self.tiering.designated)),
             counters=replace(c, refused=dict(c.refused)), store=self.queues.store_stats(),
             verifier_hits=self.verifier.stats.hits, verifier_misses=self.verifier.stats.misses,
-            refusing_durable=self._refuse_durable)
+            refusing_durable=self._refuse_durable, disk=self.disk.state().reply())

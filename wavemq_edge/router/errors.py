@@ -40,10 +40,13 @@ _BY_REASON: Final[dict[Reason, ErrorCode]] = {
     Reason.FUTURE_TIMESTAMP: ErrorCode.BAD_TIMESTAMP,
     Reason.UNKNOWN_PROOF: ErrorCode.NO_PROOF,
     Reason.REVOCATION_FEED_STALE: ErrorCode.REVOCATION_STALE,
+    Reason.WRONG_KIND: ErrorCode.BAD_REQUEST,
 }
 
 
 def code_for_reason(reason: Reason) -> ErrorCode:
+    """Every ``Reason`` has a code (``tests/router/test_router_errors.py`` checks the table is total); a
+    reason added to ``wave`` without one is a router bug, answered ``INTERNAL``."""
     return _BY_REASON.get(reason, ErrorCode.INTERNAL)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..storage import QueueLimits
+from .disk_guard import OnDiskFull
 
 __all__ = ["RouterOptions"]
 
@@ -24,3 +25,6 @@ class RouterOptions:
     request_max_age_s: float = 300.0
     #: most persisted messages one query returns before it hands back a continuation.
     query_max_results: int = 1000
+    #: ``QueueConfig.onDiskFull`` and ``BudgetConfig.diskReserve`` (bytes): see ``disk_guard.py``.
+    on_disk_full: OnDiskFull = OnDiskFull.REFUSE
+    disk_reserve_bytes: int = 0

@@ -20,7 +20,9 @@ protects only connections that have done real work from eviction (``net/slots.py
 In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies. A request failure
 (``RouterError``) is a ``REFUSED`` frame and the connection stays open; a framing error or a frame
 with wrong fields (the peer broke the protocol) queues one ``ERROR`` frame and closes. Either way only
-this connection is affected: the core never sees a malformed frame.
+this connection is affected: the core never sees a malformed frame. An unexpected exception while
+handling a request (a bug, a store failing underneath) answers that request ``REFUSED 699 INTERNAL``,
+is logged once per place it comes from (``internal_errors.py``) and counted; the connection stays open.
 
 The session is also the ``Consumer`` of its subscriptions: deliveries leave the queue at most
 ``inflight_window`` at a time per subscription, and the credit comes back with ``DACK``.
@@ -56,6 +58,7 @@ from ..wire import (
 from ..wire.fields import expect_bool, expect_bytes, expect_fields, expect_int, expect_int_list, expect_str
 from .core import RouterCore
 from .errors import ErrorCode, RouterError
+from .internal_errors import InternalErrorLog
 from .status import core_reply
 from .subscription import RouterSubscription
 
@@ -63,6 +66,8 @@ __all__ = ["DEFAULT_FRAME_STALL_TIMEOUT_S", "PROTOCOL_VERSION", "SUMMARY_KEYS", 
            "status_summary"]
 
 log = logging.getLogger("wavemq_edge.router.session")
+#: Unexpected exceptions in request handlers, shared by every session: a traceback per site, then counts.
+INTERNAL_ERRORS: Final = InternalErrorLog(log)
 
 PROTOCOL_VERSION: Final = 1
 CHALLENGE_BYTES: Final = 32
@@ -186,11 +191,30 @@ class AgentSession:
                     break
                 assert isinstance(frame, Frame)
                 self.frames_in += 1
-                self._dispatch(frame, now, wall)
+                try:
+                    self._dispatch(frame, now, wall)
+                except (RemoteWireError, _ProtocolError):
+                    raise
+                except Exception as exc:  # a bug or a failing store: this request only (INTERNAL_ERRORS)
+                    self._internal_error(frame, exc, now)
         except RemoteWireError as exc:
             self._close(exc.close_code, str(exc), now)
         except _ProtocolError as exc:
             self._close(exc.code, str(exc), now)
+
+    def _internal_error(self, frame: Frame, exc: Exception, now: float) -> None:
+        """An unexpected exception while handling ``frame``: logged once per site, counted, and answered
+        ``REFUSED 699`` when the frame is a numbered request; the connection stays open. Before ``AUTH``
+        there is nothing to keep open: the handshake fails with ``INTERNAL_ERROR``."""
+        INTERNAL_ERRORS.report(exc, frame.type.name, self.peer, now)
+        self.core.counters.refuse(ErrorCode.INTERNAL)
+        if self.state is SessionState.AWAIT_AUTH:
+            self._close(CloseCode.INTERNAL_ERROR, f"internal error during the handshake ({type(exc).__name__})", now)
+            return
+        req = frame.fields[0] if frame.type in _NUMBERED and frame.fields else None
+        if isinstance(req, int) and not isinstance(req, bool):
+            self._refuse(req, ErrorCode.INTERNAL, f"internal error handling {frame.type.name} "
+                         f"({type(exc).__name__}); the router logged it")
 
     def connection_lost(self, now: float) -> None:
         """The transport is gone: detach from every subscription (their in-flight messages are
@@ -468,6 +492,10 @@ class _QueryReply:
             self.session._refuse(self.req, ErrorCode(code) if code in ErrorCode._value2member_map_ else
                                  ErrorCode.INTERNAL, reason)
 
+
+#: Frames whose first field is the request number a ``REFUSED`` answers.
+_NUMBERED: Final = frozenset({FrameType.PROOF, FrameType.PUBLISH, FrameType.SUBSCRIBE, FrameType.UNSUBSCRIBE,
+                              FrameType.QUERY, FrameType.STATUS})
 
 _HANDLERS = {
     FrameType.PROOF: AgentSession._on_proof,

@@ -49,6 +49,8 @@ class CoreStatus:
     verifier_misses: int
     #: why new durable subscriptions are refused now, or None
     refusing_durable: str | None
+    #: the disk check of publishes (``disk_guard.DiskState.reply``): policy, state, free, reserve
+    disk: dict[str, object] | None = None
 
 
 def core_reply(st: CoreStatus) -> dict[str, object]:
@@ -73,4 +75,5 @@ def core_reply(st: CoreStatus) -> dict[str, object]:
         "refused": dict(c.refused),
         "verifier_hits": st.verifier_hits,
         "verifier_misses": st.verifier_misses,
+        **({"disk_full": st.disk} if st.disk is not None else {}),
     }

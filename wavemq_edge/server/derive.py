@@ -24,7 +24,7 @@ from ..config import Config
 from ..config.units import MIB
 from ..net.slots import SlotLimits
 from ..ops.budget import BudgetSettings, FitInputs
-from ..router import RouterOptions
+from ..router import OnDiskFull, RouterOptions
 from ..router.trunk import TrunkOptions
 from ..storage import PersistOptions, QueueLimits, StoreOptions
 from ..storage.options import DEFAULT_MAX_MAP_SIZE
@@ -94,6 +94,7 @@ def store_options(config: Config) -> StoreOptions:
         flush_interval_s=float(q.flush_interval_s),
         flush_bytes=q.flush_size_mb * MIB,
         max_queues=max(MIN_MAX_QUEUES, config.limits.max_connections * 2),
+        shed_when_full=q.on_disk_full == OnDiskFull.DROP_OLDEST.value,
     )
 
 
@@ -134,6 +135,8 @@ def router_options(config: Config) -> RouterOptions:
         subscription_limits=subscription_limits(config),
         max_subscriptions_per_connection=config.limits.max_subscriptions_per_connection,
         inflight_window=config.limits.inflight_window,
+        on_disk_full=OnDiskFull(config.queue.on_disk_full),
+        disk_reserve_bytes=config.budget.disk_reserve_mb * MIB,
     )
 
 
@@ -172,6 +175,7 @@ def budget_settings(config: Config) -> BudgetSettings:
         data_dirs=(str(config.queue.queue_data_store), str(config.routing.persist_data_store),
                    str(config.wave.database)),
         sample_interval_s=b.sample_interval_s,
+        shed_at_reserve=config.queue.on_disk_full == OnDiskFull.DROP_OLDEST.value,
     )
 
 

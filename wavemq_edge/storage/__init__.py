@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .backend import Backend, FlushBatch, LmdbQueueBackend, MemoryBackend
 from .dedup import DedupWindow
+from .disk_space import DiskSpace, free_space, stored_bytes
 from .errors import (
     CorruptStoreError,
     JournalError,
@@ -44,6 +45,7 @@ __all__ = [
     "CorruptStoreError",
     "DedupOptions",
     "DedupWindow",
+    "DiskSpace",
     "DropReason",
     "FlushBatch",
     "FlushOutcome",
@@ -69,5 +71,7 @@ __all__ = [
     "TooManyQueuesError",
     "UnexpectedFilesError",
     "UnknownQueueError",
+    "free_space",
     "is_tmpfs",
+    "stored_bytes",
 ]

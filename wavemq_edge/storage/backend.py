@@ -22,8 +22,8 @@ from typing import Any, Final, Protocol
 
 import lmdb
 
-from .errors import CorruptStoreError
-from .lmdb_env import DurableEnv
+from .errors import CorruptStoreError, StorageError
+from .lmdb_env import DurableEnv, StorageFullError
 from .ring_queue import FlushPlanEntry
 
 __all__ = ["Backend", "FlushBatch", "LmdbQueueBackend", "LoadedStore", "MemoryBackend"]
@@ -174,6 +174,8 @@ class LmdbQueueBackend:
         self._dedup = env.open_db(b"dedup", create=True)
         self._dbs: dict[int, Any] = {}
         self.path = path
+        #: deletions committed ahead of a batch that did not fit (``commit``)
+        self.releases = 0
 
     @property
     def commits(self) -> int:
@@ -257,6 +259,58 @@ class LmdbQueueBackend:
         return self.denv.read(read)
 
     def commit(self, batch: FlushBatch) -> None:
+        try:
+            self._commit(batch)
+        except StorageFullError:
+            # No room for the whole batch. Its deletions (acked, dropped, removed queues) free pages, but
+            # only for later transactions (LMDB keeps the last two snapshots intact, so pages freed by
+            # transaction N are reused from N + 2): commit them alone first, then one small transaction,
+            # then try the batch once more, so a full store whose consumers keep acking is not stuck
+            # retrying a batch that can never fit.
+            if not self._release(batch):
+                raise
+            self._commit(batch)
+
+    def _release(self, batch: FlushBatch) -> bool:
+        """Commit only the deletions of ``batch`` (idempotent: the full batch repeats them; recovery
+        derives each queue's head from its first item). False when there is nothing to delete or even
+        that does not fit."""
+        deletes = [e for e in batch.entries if e.delete_to > e.delete_from and e.incarnation in self._dbs]
+        if not deletes and not batch.drop_incarnations:
+            return False
+
+        def apply(txn: Any) -> None:
+            for inc in batch.drop_incarnations:
+                db = self._dbs.get(inc)
+                if db is not None:
+                    txn.drop(db, delete=True)
+            for entry in deletes:
+                cur = txn.cursor(db=self._dbs[entry.incarnation])
+                if cur.set_range(seq_key(entry.delete_from)):
+                    stop_key = seq_key(entry.delete_to)
+                    while cur.key() and cur.key() < stop_key:
+                        if not cur.delete():
+                            break
+
+        self.releases += 1
+        meta = self.denv.meta
+
+        def step(txn: Any) -> None:  # any change: the next transaction may reuse what ``apply`` freed
+            txn.put(b"releases", _U64.pack(self.releases), db=meta)
+
+        try:
+            self.denv.write(apply)
+        except StorageError:
+            return False
+        for inc in batch.drop_incarnations:
+            self._dbs.pop(inc, None)
+        try:
+            self.denv.write(step)
+        except StorageError:
+            return False
+        return True
+
+    def _commit(self, batch: FlushBatch) -> None:
         opened: list[int] = []
 
         def apply(txn: Any) -> None:

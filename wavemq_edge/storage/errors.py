@@ -1,8 +1,10 @@
 """Storage exceptions: one base, ``StorageError``, and a subclass per failure a caller may handle.
 
 Messages name the path, the value and the limit involved, so one log line is enough to act on.
-``MapFullError`` from LMDB never escapes: the adapter grows the map, and past ``max_map_size`` the
-store sheds the oldest backlog with the counted reason ``storage-full`` (see ``queue_store.py``).
+``MapFullError`` from LMDB never escapes: the adapter grows the map, and past ``max_map_size`` (or on a
+full disk) the flush fails with ``StorageFullError`` and the store keeps everything for the retry, or
+sheds the oldest backlog with the counted reason ``storage-full`` under ``StoreOptions.shed_when_full``
+(see ``queue_store.py``).
 """
 
 from __future__ import annotations

@@ -6,13 +6,15 @@ committed transaction is on the card, and a power cut during a commit leaves the
 a file as large as the map (bench_storage.py), so we keep the default ``malloc``-ed dirty pages.
 
 ``MapFullError`` never escapes: ``write()`` aborts, doubles the map (up to ``max_map_size``) and retries;
-past the maximum it raises ``StorageFullError`` and the caller sheds backlog (counted). Resizing needs
+past the maximum, or when the filesystem is full (ENOSPC), it raises ``StorageFullError`` and the caller
+keeps the data for a later attempt (or sheds backlog, counted, when configured to). Resizing needs
 no transaction open in this process, so readers and the resize share ``lock`` (a ``threading.Lock``:
 the flush writer runs in a worker thread while the event loop reads).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -37,7 +39,9 @@ T = TypeVar("T")
 
 
 class StorageFullError(StorageError):
-    """The LMDB map cannot grow past ``max_map_size``; the store sheds the oldest backlog."""
+    """No room for a write transaction: the LMDB map cannot grow past ``max_map_size``, or the
+    filesystem is full (ENOSPC). Nothing of it was committed; the store keeps the data and retries
+    (and sheds the oldest backlog only under ``StoreOptions.shed_when_full``)."""
 
 
 class StorageWriteError(StorageError):
@@ -55,6 +59,27 @@ def check_lmdb_build() -> None:
         raise StorageError(f"py-lmdb {lmdb.__version__} is too old: need >= 2.3 (set_mapsize handle bug)")
     if tuple(lmdb.version()[:2]) != (0, 9):
         raise StorageError(f"py-lmdb is built against LMDB {lmdb.version()}; stores use the LMDB 0.9 data format")
+
+
+#: ``strerror`` texts of the errors that mean "no room" (py-lmdb reports system errors as text).
+_FULL_TEXTS: Final = tuple(os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
+#: LMDB turns a short page write into EIO (mdb.c, ``mdb_page_flush``): on a filesystem with less than
+#: this free, an EIO at commit is a full disk too.
+_NEARLY_FULL_BYTES: Final = 1 << 20
+
+
+def _disk_full(exc: lmdb.Error, path: str) -> bool:
+    """The filesystem is full (ENOSPC, quota, file size limit, or a short write on a full disk)."""
+    text = str(exc)
+    if any(t in text for t in _FULL_TEXTS):
+        return True
+    if os.strerror(errno.EIO) in text:
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < _NEARLY_FULL_BYTES
+    return False
 
 
 class DurableEnv:
@@ -196,6 +221,8 @@ class DurableEnv:
             except lmdb.Error as e:
                 if on_abort is not None:
                     on_abort()
+                if _disk_full(e, self.path):
+                    raise StorageFullError(f"write transaction on {self.path!r} failed, the disk is full: {e}") from e
                 raise StorageWriteError(f"write transaction on {self.path!r} failed: {e}") from e
 
     def disk_bytes(self) -> int:

@@ -131,6 +131,10 @@ class StoreOptions:
     #: this much early.
     touch_persist_granularity_s: float = 3600.0
     dedup: DedupOptions = field(default_factory=DedupOptions)
+    #: When a flush fails because the map or the disk is full: ``False`` (``onDiskFull = "refuse"``)
+    #: keeps every accepted item in RAM and journal and retries (the router refuses new ones meanwhile);
+    #: ``True`` (``"drop-oldest"``) sheds the oldest quarter of the largest queue, counted ``storage-full``.
+    shed_when_full: bool = False
 
     def __post_init__(self) -> None:
         if self.flush_interval_s <= 0:

@@ -113,6 +113,9 @@ class PersistStore:
         self._scheduler = FlushScheduler(options.flush_interval_s, options.flush_bytes, options.journal_max_bytes, now)
         self.flushes = 0
         self.failed_flushes = 0
+        #: why the last flush failed (None after a successful one): the router refuses new puts meanwhile
+        self.flush_failure: str | None = None
+        self._write_error = ""
         self.journal_report = JournalReport()
         meta = denv.meta
         with denv.env.begin(write=False) as txn:
@@ -158,6 +161,11 @@ class PersistStore:
             self._pending_bytes -= len(old)
         self._pending[key] = message
         self._pending_bytes += len(message)
+
+    @property
+    def unflushed_bytes(self) -> int:
+        """Message bytes put but not yet in the LMDB file."""
+        return self._pending_bytes
 
     # ----------------------------------------------------------------- API
 
@@ -267,6 +275,7 @@ class PersistStore:
         try:
             self._denv.write(apply)
         except (StorageFullError, StorageError) as e:
+            self._write_error = str(e)
             log.error("event=persist_flush_failed detail=%r", str(e))
             return PersistOutcome.FAILED
         return PersistOutcome.OK
@@ -284,8 +293,10 @@ class PersistStore:
             if self._journal is not None:
                 self._journal.drop_upto(batch.covers_gen)
             self.flushes += 1
+            self.flush_failure = None
         else:
             self.failed_flushes += 1
+            self.flush_failure = self._write_error or "failed"
             self._dirty = True
         self._scheduler.completed(now, outcome is PersistOutcome.OK)
 

@@ -14,8 +14,8 @@ memory state into one ``FlushBatch`` and commits it in one synced LMDB write tra
    loop keeps appending, peeking and acking meanwhile; all of that goes to the new journal segment.
 3. ``complete_flush(batch, outcome, now)`` (loop thread): on success the durable ranges move, the
    written payloads leave RAM, and the journal segments the batch covers are deleted. On failure the
-   delta stays pending for the next attempt (with backoff); if the map is full past ``max_map_size``
-   the oldest backlog is shed with reason ``storage-full``.
+   delta stays pending for the next attempt (with backoff; ``flush_failure`` says why); if the map or
+   the disk is full, the oldest backlog is shed (``storage-full``) only under ``shed_when_full``.
 
 Recovery (``open``): load headers and item sizes/times from LMDB (payloads stay on disk), then replay
 the journal segments newer than the generation the last commit covered. After a reboot tmpfs is empty
@@ -101,6 +101,8 @@ class QueueStore:
         self.journal_on_tmpfs: bool | None = None
         self._closed = False
         self._pending_bytes_total = 0
+        self.flush_failure: str | None = None  # why the last flush failed; None once one succeeded
+        self._write_error = ""  # set by write_flush (worker thread), read by complete_flush
         #: the store's identity, read (or made) by the backend at recovery; names its journal directory
         self.store_id = b""
         recover(self, now)
@@ -236,6 +238,11 @@ class QueueStore:
 
     def _pending_delta(self, delta: int) -> None:
         self._pending_bytes_total += delta
+
+    @property
+    def unflushed_bytes(self) -> int:
+        """Payload bytes accepted but not yet in the LMDB file (what the next flush writes at most)."""
+        return self._pending_bytes_total
 
     def peek(self, queue_id: str, after_seq: int, max_items: int) -> list[tuple[int, bytes]]:
         """Up to ``max_items`` live items with sequence > ``after_seq``, oldest first. Payloads not yet
@@ -408,12 +415,10 @@ class QueueStore:
             return FlushOutcome.OK
         try:
             self._backend.commit(batch)
-        except StorageFullError as e:
-            log.error("event=flush_failed reason=storage_full detail=%r", str(e))
-            return FlushOutcome.STORAGE_FULL
         except StorageError as e:
-            log.error("event=flush_failed reason=write_error detail=%r", str(e))
-            return FlushOutcome.FAILED
+            full, self._write_error = isinstance(e, StorageFullError), str(e)
+            log.error("event=flush_failed reason=%s detail=%r", "storage_full" if full else "write_error", str(e))
+            return FlushOutcome.STORAGE_FULL if full else FlushOutcome.FAILED
         return FlushOutcome.OK
 
     def complete_flush(self, batch: FlushBatch, outcome: FlushOutcome, now: float) -> None:
@@ -448,8 +453,10 @@ class QueueStore:
             self.items_written += batch.item_count
             self.bytes_written += batch.item_bytes
             self._scheduler.completed(now, ok=True)
+            self.flush_failure = None
             return
         self.failed_flushes += 1
+        self.flush_failure = self._write_error or outcome.value
         self._dirty = True
         for qid, header in batch.headers:
             q = self._queues.get(qid)
@@ -457,7 +464,7 @@ class QueueStore:
                 q.header_dirty = True
         self.dedup.window.delta_failed(puts, batch.dedup_delete)
         self._scheduler.completed(now, ok=False)
-        if outcome is FlushOutcome.STORAGE_FULL:
+        if outcome is FlushOutcome.STORAGE_FULL and self.options.shed_when_full:
             self._shed_for_space()
 
     def _shed_for_space(self) -> None:

@@ -90,5 +90,8 @@ class ErrorCode(IntEnum):
     STORAGE_UNAVAILABLE = 631
     #: this router keeps no persisted messages (no ``PersistDataStore``).
     NOT_SUPPORTED = 632
+    #: the message cannot be stored within ``BudgetConfig.diskReserve`` (``QueueConfig.onDiskFull =
+    #: "refuse"``): it was not accepted; publish again when space returns.
+    STORAGE_FULL = 633
     #: an internal error; the router logged it.
     INTERNAL = 699
