@@ -194,7 +194,15 @@ def _serve(config: Config) -> ExitCode:
     async def serve() -> None:
         ready = asyncio.Event()
         task = asyncio.create_task(service.serve(ready))
-        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        waiter = asyncio.create_task(ready.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # A start-up failure ends ``task`` first: the waiter must not outlive the loop (asyncio
+            # would print "Task was destroyed but it is pending!" at exit).
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
         if ready.is_set():
             _print_banner(config, _Listening(
                 router_entity=service.router_entity.id if service.router_entity else None,
