@@ -32,6 +32,8 @@ from ..ops.state import FlushTimes, TrunkSummary
 from ..router import CoreStatus, RouterCore
 from ..router.trunk import Uplink, UplinkSet
 from ..storage import DropReason, PersistStore, QueueStats, QueueStore, StorageError
+from ..storage.journal_dir import prepare_journal_dir
+from ..storage.lmdb_env import ensure_private_dir
 from ..storage.store_health import SetAside
 from ..wave import EntitySecret, Verifier, WaveError, WaveStore, format_id, parse_id
 from . import derive
@@ -142,7 +144,7 @@ class Server:
         cfg = self.config
         for p in (cfg.queue.queue_data_store, cfg.wave.database, cfg.routing.persist_data_store):
             try:
-                p.mkdir(parents=True, exist_ok=True)
+                ensure_private_dir(str(p))  # 0700 whatever the umask; a warning if others can enter it
             except OSError as exc:
                 raise StartupError(f"cannot create data directory {p}: {exc.strerror}") from None
 
@@ -170,6 +172,12 @@ class Server:
                             default_to_unrevoked=cfg.wave.default_to_unrevoked)
         route_proofs = load_route_proofs(cfg, me, verifier, wall)
         uplinks = self._uplink_namespaces()
+        journal_dir = derive.journal_dir(cfg)
+        if journal_dir:
+            try:
+                prepare_journal_dir(journal_dir)  # a trust boundary: ours, 0700, not a symlink
+            except StorageError as exc:
+                raise StartupError(f"QueueConfig.journalDir {journal_dir}: {exc}") from None
         t0 = time.perf_counter()
         self.queues, self.persist = self._open_stores(now)
         recovery_s = time.perf_counter() - t0

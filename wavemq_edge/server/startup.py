@@ -14,7 +14,7 @@ from typing import Final, TypeVar
 
 from ..config import Config
 from ..storage import StorageError
-from ..storage.lmdb_env import is_damage
+from ..storage.lmdb_env import ensure_private_dir, is_damage
 from ..storage.store_health import SetAside, check_isolated, set_aside
 from ..wave import (
     PSET_WAVEMQ,
@@ -82,7 +82,7 @@ def load_or_create_router_entity(path: Path) -> EntitySecret:
         except WaveError as exc:
             raise StartupError(f"RoutingConfig.RouterEntityFile {path}: {exc}") from None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(str(path.parent), warn=False)
         secret = create_entity(time.time(), ROUTER_ENTITY_EXPIRY_S, label="wavemq-edge router")
         save_entity_secret(path, secret)
     except (OSError, WaveError) as exc:

@@ -75,23 +75,28 @@ def is_damage(exc: BaseException) -> bool:
     return isinstance(exc, (CorruptStoreError, *DAMAGE_ERRORS))
 
 
-def ensure_private_dir(path: str) -> bool:
-    """Create ``path`` (and missing parents) 0700 whatever the umask; ``False`` (with a warning) when
-    it already exists and its group or others may enter it."""
+_warned_dirs: set[str] = set()
+
+
+def ensure_private_dir(path: str, warn: bool = True) -> bool:
+    """Create ``path`` (and missing parents) 0700 whatever the umask. ``False`` when it already exists
+    and its group or others may enter it; with ``warn``, that is logged once per directory."""
     if os.path.isdir(path):
         mode = os.stat(path).st_mode & 0o777
-        if mode & 0o077:
+        if not mode & 0o077:
+            return True
+        if warn and os.path.abspath(path) not in _warned_dirs:
+            _warned_dirs.add(os.path.abspath(path))
             log.warning("event=data_dir_mode path=%s mode=%03o (group or others can reach the data; "
                         "chmod 700 %s)", path, mode, path)
-            return False
-        return True
+        return False
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
-        ensure_private_dir(parent)
+        ensure_private_dir(parent, warn=False)
     try:
         os.mkdir(path, DIR_MODE)
     except FileExistsError:
-        return ensure_private_dir(path)
+        return ensure_private_dir(path, warn)
     os.chmod(path, DIR_MODE)  # mkdir's mode is masked by the umask
     return True
 
@@ -125,8 +130,7 @@ class DurableEnv:
             self._check_dir()
             self._acquire_lock()
         except OSError as e:
-            raise StorageError(f"store {path!r}: {e.strerror or e}"
-                               + (f" ({e.filename})" if e.filename else "")) from None
+            raise StorageError(f"cannot open {e.filename or path}: {e.strerror or e}") from None
         try:
             self.env = lmdb.open(
                 path,
