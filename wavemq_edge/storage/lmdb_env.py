@@ -23,7 +23,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -43,6 +45,11 @@ _MAGIC_KEY: Final = b"magic"
 #: LMDB's errors that mean the file itself is damaged (not a permission, a full disk or a busy store).
 DAMAGE_ERRORS: Final = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError, lmdb.BadTxnError,
                         lmdb.PanicError, lmdb.IncompatibleError, lmdb.PageFullError)
+_STATE_KEY: Final = b"state"
+_STATE_OPEN: Final = b"open"
+_STATE_CLOSED: Final = b"closed"
+_LAST_COMMIT_KEY: Final = b"last_commit"
+_F64: Final = struct.Struct("<d")
 DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 
@@ -125,6 +132,9 @@ class DurableEnv:
         self.commits = 0
         self.map_growths = 0
         self._lock_fd = -1
+        #: the previous run did not close the store (kill -9, power cut); see ``report_lost_window``
+        self.previous_run_unclosed = False
+        self.last_commit_wall: float | None = None
         check_lmdb_build()
         try:
             self._check_dir()
@@ -154,7 +164,7 @@ class DurableEnv:
             self._check_length()
             self.meta = self.env.open_db(b"meta", create=True)
             self._check_magic()
-            self._probe_write()
+            self._mark_open()
         except (lmdb.Error, StorageError) as e:
             self.env.close()
             self._release_lock()
@@ -222,16 +232,34 @@ class DurableEnv:
         elif bytes(found) != self.magic:
             raise WrongStoreError(f"LMDB store at {self.path!r} is a {bytes(found)!r} store, expected {self.magic!r}")
 
-    def _probe_write(self) -> None:
-        """A write transaction that is aborted: it makes LMDB read its free-page list, which no read
-        touches, so damage there is found now rather than at the first flush. Nothing is written."""
-        txn = self.env.begin(write=True, db=self.meta)
+    def _mark_open(self) -> None:
+        """Record that the store is open (``close`` records that it was closed), so the next start
+        knows whether this run ended without closing it (``kill -9``, a power cut). The commit also
+        makes LMDB read its free-page list, which no read touches: damage there is found now rather
+        than at the first flush. One small synced commit per start."""
+        with self.env.begin(db=self.meta) as txn:
+            state = txn.get(_STATE_KEY)
+            last = txn.get(_LAST_COMMIT_KEY)
+        self.previous_run_unclosed = state is not None and bytes(state) == _STATE_OPEN
+        self.last_commit_wall = _F64.unpack(bytes(last))[0] if last is not None and len(last) == 8 else None
         try:
-            txn.put(b"probe", b"")
+            with self.env.begin(write=True, db=self.meta) as txn:
+                txn.put(_STATE_KEY, _STATE_OPEN)
         except lmdb.MapFullError:
             pass  # full, not damaged: write() grows the map when it needs to
-        finally:
-            txn.abort()
+
+    def report_lost_window(self, journal_segments: int, journal_stale: int) -> None:
+        """Log once when the previous run ended without closing the store and no journal of it was
+        replayed (a reboot wiped the tmpfs journal): what it accepted after its last commit is gone,
+        the documented loss of one flush window. How many messages that was, nothing durable knows:
+        they were only in the journal; the figures given are the last commit's time and age."""
+        if not self.previous_run_unclosed or journal_segments:
+            return
+        age = time.time() - self.last_commit_wall if self.last_commit_wall is not None else -1.0
+        log.warning("event=unflushed_window_lost store=%s last_flush=%s seconds_since_last_flush=%.0f "
+                    "stale_journal_segments=%d (the previous run ended without closing the store and its "
+                    "crash journal is gone, as after a reboot: what it accepted after the last flush is lost)",
+                    self.path, _utc(self.last_commit_wall), age, journal_stale)
 
     def open_db(self, name: bytes, txn: Any = None, create: bool = True) -> Any:
         return self.env.open_db(name, txn=txn, create=create)
@@ -248,6 +276,7 @@ class DurableEnv:
             try:
                 with self.env.begin(write=True) as txn:
                     fn(txn)
+                    txn.put(_LAST_COMMIT_KEY, _F64.pack(time.time()), db=self.meta)  # meta is dirty anyway
                 self.commits += 1
                 return
             except lmdb.MapFullError:
@@ -276,6 +305,11 @@ class DurableEnv:
             return 0
 
     def close(self) -> None:
+        try:
+            with self.env.begin(write=True, db=self.meta) as txn:
+                txn.put(_STATE_KEY, _STATE_CLOSED)
+        except lmdb.Error as e:  # a full or failing disk: the next start only misses the marker
+            log.warning("event=store_close_mark_failed path=%s error=%r", self.path, str(e))
         self.env.close()
         self._release_lock()
 
@@ -284,3 +318,7 @@ def _open_error(path: str, e: lmdb.Error) -> StorageError:
     if isinstance(e, DAMAGE_ERRORS):
         return DamagedStoreError(f"LMDB store at {path!r} is damaged: {e}")
     return StorageError(f"cannot open LMDB store at {path!r}: {e}")
+
+
+def _utc(wall: float | None) -> str:
+    return "unknown" if wall is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

@@ -139,6 +139,7 @@ class PersistStore:
                 _t, klen = _PUT.unpack_from(body, 0)
                 key = body[_PUT.size : _PUT.size + klen]
                 self._set_pending(key, body[_PUT.size + klen :])
+            denv.report_lost_window(self.journal_report.segments, len(self.journal_report.stale))
             journal.open_next()
             self._journal = journal
         self._dirty = bool(self._pending)

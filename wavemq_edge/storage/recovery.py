@@ -82,6 +82,9 @@ def _replay_journal(store: QueueStore, now: float) -> None:
         for body in journal.recover(store._covered_gen, store.journal_report):
             if not _replay(store, body, now):
                 break
+        denv = getattr(store._backend, "denv", None)  # the LMDB backend's environment (not the memory twin's)
+        if denv is not None:
+            denv.report_lost_window(store.journal_report.segments, len(store.journal_report.stale))
         journal.open_next()
         store._journal = journal
         if store.journal_report.records:
