@@ -12,6 +12,7 @@ fresh one, so a router under ``Restart=always`` comes up instead of looping on t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,7 +66,8 @@ class StoreHealth:
         if self.state == "absent":
             return f"{self.path}: absent (no data.mdb)"
         if self.state == "corrupt":
-            return f"{self.path}: corrupt ({self.kind} store): {self.error}"
+            kind = f" ({self.kind} store)" if self.kind in ("queue", "persist") else ""
+            return f"{self.path}: corrupt{kind}: {self.error}"
         if self.kind == "queue":
             queues = sum(1 for name in self.per_db if name.startswith("q."))
             items = sum(n for name, n in self.per_db.items() if name.startswith("q."))
@@ -77,24 +79,28 @@ class StoreHealth:
         return f"{self.path}: ok ({self.kind} store): {what}, {self.bytes} bytes on disk"
 
 
+def _kind(env: Any, health: StoreHealth) -> None:
+    """The store's kind from its magic, read first so a damaged store still says what it was."""
+    with contextlib.suppress(lmdb.Error):
+        with env.begin() as txn:
+            magic = txn.get(b"magic", db=env.open_db(b"meta", txn=txn, create=False))
+        health.kind = _KINDS.get(bytes(magic), "unknown") if magic is not None else "unknown"
+
+
 def _walk(env: Any, health: StoreHealth) -> None:
     with env.begin(buffers=True) as txn:
         names = [bytes(k) for k, _v in txn.cursor()]
-        meta_magic = None
         for name in names:
             db = env.open_db(name, txn=txn, create=False)
             n = 0
-            for key, value in txn.cursor(db=db):
+            for _key, value in txn.cursor(db=db):
                 n += 1
                 health.entries += 1
-                if name == b"meta" and bytes(key) == b"magic":
-                    meta_magic = bytes(value)
-                else:
-                    # Reading the length touches the value's page (an overflow page for a big one).
-                    _ = len(value)
+                _ = len(value)  # reading the length touches the value's page (an overflow page for a big one)
             health.per_db[name.decode("utf-8", "replace")] = n
             health.databases += 1
-        health.kind = _KINDS.get(meta_magic or b"", "unknown" if meta_magic else "empty")
+    if not names:
+        health.kind = "empty"
 
 
 def check_store(path: str, probe: bool = True) -> StoreHealth:
@@ -120,6 +126,7 @@ def check_store(path: str, probe: bool = True) -> StoreHealth:
         need = (int(info["last_pgno"]) + 1) * int(env.stat()["psize"])
         if health.bytes < need:
             raise DamagedStoreError(f"data.mdb has {health.bytes} bytes but its last page ends at {need} (truncated)")
+        _kind(env, health)
         _walk(env, health)
         if probe and os.access(path, os.W_OK):
             env.close()
