@@ -13,6 +13,7 @@ fresh one, so a router under ``Restart=always`` comes up instead of looping on t
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -179,6 +180,7 @@ def check_isolated(path: str, probe: bool = True) -> StoreHealth:
             os.close(out_r)
             os.close(err_r)
             os.dup2(err_w, 2)
+            faulthandler.disable()  # an abort here is the finding, not a crash to dump
             os.write(out_w, json.dumps(asdict(check_store(path, probe))).encode())
         except BaseException as exc:  # reported to the parent, whatever it is
             os.write(err_w, f"{type(exc).__name__}: {exc}".encode())
