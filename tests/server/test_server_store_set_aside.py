@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-from router_proc import RouterProc, config_text
+from router_proc import WAVEMQ, RouterProc, config_text
 
 from wavemq_edge.storage import QueueKind, QueueStore, StoreOptions
 from wavemq_edge.storage.options import TRUNK_LIMITS
@@ -151,3 +152,34 @@ def test_damage_that_makes_lmdb_abort_is_set_aside(tmp_path: Path) -> None:
     finally:
         assert router.terminate() == 0
         router.stop()
+
+
+def test_a_sound_database_of_another_kind_is_never_set_aside(tmp_path: Path) -> None:
+    """queueDataStore pointing at the persist store (a wrong path, not damage): exit 3 with one line, and
+    the store stays where it is, untouched."""
+    _run_once(tmp_path)
+    store = tmp_path / "persist"
+    before = (store / "data.mdb").read_bytes()
+    cfg = tmp_path / "wrong.toml"
+    cfg.write_text(config_text(tmp_path).replace(f'queueDataStore = "{tmp_path}/queue"', f'queueDataStore = "{store}"')
+                   .replace(f'PersistDataStore = "{tmp_path}/persist"', f'PersistDataStore = "{tmp_path}/p2"'))
+    proc = subprocess.run([WAVEMQ, "run", str(cfg)], capture_output=True, text=True, timeout=30, env=_env(tmp_path),
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 3 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "QueueConfig.queueDataStore" in proc.stderr and "wavemq-edge-persist/1' store" in proc.stderr
+    assert (store / "data.mdb").read_bytes() == before
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_store_held_by_a_running_router_is_not_set_aside(tmp_path: Path) -> None:
+    first = _router(tmp_path).start()
+    try:
+        proc = subprocess.run([WAVEMQ, "run", str(tmp_path / "r.toml")], capture_output=True, text=True, timeout=30,
+                              env=_env(tmp_path), stdin=subprocess.DEVNULL)
+        assert proc.returncode == 3 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert "locked by another process" in proc.stderr
+        assert not list(tmp_path.glob("*.corrupt-*"))
+        assert first.status()["connections"] is not None  # the first router still serves
+    finally:
+        assert first.terminate() == 0
+        first.stop()
