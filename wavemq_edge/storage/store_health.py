@@ -70,7 +70,7 @@ class StoreHealth:
             kind = f" ({self.kind} store)" if self.kind in ("queue", "persist") else ""
             return f"{self.path}: corrupt{kind}: {self.error}"
         if self.kind == "queue":
-            queues = sum(1 for name in self.per_db if name.startswith("q."))
+            queues = self.per_db.get("hdr", 0)  # one header per queue (an empty one has no database yet)
             items = sum(n for name, n in self.per_db.items() if name.startswith("q."))
             what = f"{queues} queues, {items} items, {self.per_db.get('dedup', 0)} dedup ids"
         elif self.kind == "persist":
