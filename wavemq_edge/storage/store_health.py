@@ -119,9 +119,14 @@ def check_store(path: str, probe: bool = True) -> StoreHealth:
         return health
     env = None
     try:
+        # LMDB creates lock.mdb even for a read-only open: only the store's own user, and only when the
+        # router made one, uses it (a live store is then read consistently). Otherwise read without it,
+        # creating nothing that would later be another user's file in the store's directory.
+        own = os.stat(data).st_uid == os.geteuid() and os.path.isfile(os.path.join(path, "lock.mdb"))
         try:
-            env = lmdb.open(path, readonly=True, subdir=True, max_dbs=4096, lock=True, readahead=False)
-        except lmdb.ReadonlyError:  # no write access to lock.mdb (another user's store): read without it
+            env = lmdb.open(path, readonly=True, subdir=True, max_dbs=4096, lock=own, readahead=False)
+        except lmdb.ReadonlyError:  # no write access to lock.mdb: read without it
+            own = False
             env = lmdb.open(path, readonly=True, subdir=True, max_dbs=4096, lock=False, readahead=False)
         info = env.info()
         need = (int(info["last_pgno"]) + 1) * int(env.stat()["psize"])
@@ -129,7 +134,7 @@ def check_store(path: str, probe: bool = True) -> StoreHealth:
             raise DamagedStoreError(f"data.mdb has {health.bytes} bytes but its last page ends at {need} (truncated)")
         _kind(env, health)
         _walk(env, health)
-        if probe and os.access(path, os.W_OK):
+        if probe and own and os.access(path, os.W_OK):
             env.close()
             env = lmdb.open(path, subdir=True, max_dbs=4096, readahead=False)
             txn = env.begin(write=True)
