@@ -7,7 +7,8 @@ Exit codes (:class:`.exit_codes.ExitCode`): 0 success; 1 runtime failure; 2 bad 
 configuration (argparse's convention); 3 the router could not start (uvicorn's ``STARTUP_FAILURE``).
 
 ``run`` starts the daemon in one place, :func:`_serve`; everything else here is argument parsing and
-printing. Environment variables read by the command line: ``WAVEMQ_EDGE_PROFILE`` (``run``: write a
+printing. ``check-store`` reports the health of the stores without a router (``storage/store_health.py``).
+Environment variables read by the command line: ``WAVEMQ_EDGE_PROFILE`` (``run``: write a
 cProfile there, for ``wavemq-edge bench --profile``), and those of the client commands
 (:mod:`.client_cmds`).
 """
