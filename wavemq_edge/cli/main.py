@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -246,8 +247,10 @@ def _serve(config: Config) -> ExitCode:
 
     service = Server(config)
     loop = _new_event_loop()
+    up = False
 
     async def serve() -> None:
+        nonlocal up
         ready = asyncio.Event()
         task = asyncio.create_task(service.serve(ready))
         waiter = asyncio.create_task(ready.wait())
@@ -260,6 +263,7 @@ def _serve(config: Config) -> ExitCode:
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
         if ready.is_set():
+            up = True
             _print_banner(config, _Listening(
                 router_entity=service.router_entity.id if service.router_entity else None,
                 agents=tuple(service.listen_addresses),
@@ -274,6 +278,14 @@ def _serve(config: Config) -> ExitCode:
             loop.run_until_complete(serve())
     except StartupError as exc:
         print(f"wavemq-edge: cannot start: {exc}", file=sys.stderr)
+        return ExitCode.STARTUP
+    except Exception as exc:
+        if up:
+            raise
+        # A start-up failure nobody foresaw is still one line; the traceback is for --log-level DEBUG.
+        logging.getLogger("wavemq_edge.server").debug("event=startup_failed", exc_info=True)
+        print(f"wavemq-edge: cannot start: unexpected {type(exc).__name__}: {exc} (--log-level DEBUG shows "
+              f"where)", file=sys.stderr)
         return ExitCode.STARTUP
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return ExitCode.FAILURE
