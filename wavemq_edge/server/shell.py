@@ -177,7 +177,7 @@ class Server:
             try:
                 prepare_journal_dir(journal_dir)  # a trust boundary: ours, 0700, not a symlink
             except StorageError as exc:
-                raise StartupError(f"QueueConfig.journalDir {journal_dir}: {exc}") from None
+                raise StartupError(f"QueueConfig.journalDir: {exc}") from None  # exc names the path
         t0 = time.perf_counter()
         self.queues, self.persist = self._open_stores(now)
         recovery_s = time.perf_counter() - t0
