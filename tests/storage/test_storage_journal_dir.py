@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import multiprocessing
 import os
 import stat
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +29,7 @@ from wavemq_edge.storage import (
     QueueStore,
     StoreOptions,
 )
-from wavemq_edge.storage.journal_dir import KEY_FILE, JournalDirError, prepare_journal_dir
+from wavemq_edge.storage.journal_dir import KEY_FILE, JournalDirError, journal_key, prepare_journal_dir
 from wavemq_edge.storage.options import JOURNAL_DIR_UNSET
 
 
@@ -194,3 +196,26 @@ def test_a_key_file_not_to_trust_is_replaced(store_path: str, journal_dir: str, 
     assert "event=journal_key_replaced" in caplog.text
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     s.close(3.0)
+
+
+def test_routers_sharing_a_journal_dir_share_one_key(tmp_path: Path) -> None:
+    """Two routers on one machine with the default journal directory start at once: both must end up
+    with the key in the file, or one's records would be rejected after its next crash."""
+    jd = tmp_path / "j"
+    prepare_journal_dir(str(jd))
+    ctx = multiprocessing.get_context("fork")
+    for _round in range(20):  # a race: without the lock, about one run in three of these rounds loses it
+        (jd / KEY_FILE).unlink(missing_ok=True)
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_key_after_barrier, args=(str(jd), barrier, results)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        keys = {results.get(timeout=30) for _ in procs}
+        for p in procs:
+            p.join(timeout=30)
+        assert keys == {(jd / KEY_FILE).read_bytes()[16:]}
+
+
+def _key_after_barrier(jd: str, barrier: Any, results: Any) -> None:
+    barrier.wait(timeout=30)
+    results.put(journal_key(jd, b"\x01" * 16))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import stat
@@ -93,9 +94,19 @@ def private_subdir(path: str, uid: int | None = None) -> None:
 
 
 def journal_key(journal_dir: str, boot_id: bytes, uid: int | None = None) -> bytes:
-    """The MAC key of this boot, from ``<journal_dir>/journal.key``, made when missing or unusable."""
+    """The MAC key of this boot, from ``<journal_dir>/journal.key``, made when missing or unusable.
+    Several routers may share the directory (two on one machine with the default): reading or making
+    the key happens under an exclusive ``flock`` of the directory, so they all end up with one key."""
     uid = os.geteuid() if uid is None else uid
-    path = os.path.join(journal_dir, KEY_FILE)
+    dir_fd = _open_dir(journal_dir)
+    try:
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+        return _read_or_make_key(os.path.join(journal_dir, KEY_FILE), boot_id, uid)
+    finally:
+        os.close(dir_fd)  # releases the lock
+
+
+def _read_or_make_key(path: str, boot_id: bytes, uid: int) -> bytes:
     why = "missing"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
