@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Final
 
 from ..ops.metrics import CONTENT_TYPE
 
-__all__ = ["MetricsServer"]
+__all__ = ["MetricsServer", "is_loopback"]
 
 log = logging.getLogger("wavemq_edge.net.metrics")
 
@@ -25,6 +26,17 @@ MAX_REQUEST_BYTES: Final = 8192
 REQUEST_TIMEOUT_S: Final = 5.0
 #: Scrapers are one or two; more concurrent connections are refused at accept.
 MAX_CONNECTIONS: Final = 8
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only the loopback interface (``127.0.0.0/8``, ``::1``, ``localhost``); an
+    empty host, ``0.0.0.0``, ``::`` or any other name or address is not."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class MetricsServer:
@@ -36,6 +48,10 @@ class MetricsServer:
         self.scrapes = 0
 
     async def start(self, host: str, port: int) -> str:
+        if not is_loopback(host):
+            log.warning("event=metrics_not_loopback addr=%s (the metrics name queues and data directories and "
+                        "have no authentication: bind MetricsConfig.listenAddr to 127.0.0.1, or firewall it)",
+                        f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True, backlog=16)
         sock = self._server.sockets[0]
         h, p = sock.getsockname()[:2]

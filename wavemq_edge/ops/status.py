@@ -23,6 +23,7 @@ from .. import __version__
 from ..router import CoreStatus, core_reply
 from ..router.trunk import UplinkStatus
 from ..storage import QueueStats
+from ..storage.store_health import SetAside
 from .budget import BudgetReading, BudgetStats
 from .metrics import MAX_QUEUE_SERIES, Metric, top_queues
 from .state import FlushTimes, ServerState, TrunkSummary
@@ -62,13 +63,16 @@ class StatusSnapshot:
     ops: OpsFigures
     #: agent connections refused, evicted and timed out, by reason (``net/slots.py``)
     admission: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: stores LMDB reported damaged at start-up, renamed aside and replaced by fresh ones
+    set_aside: tuple[SetAside, ...] = ()
 
 
 def build_snapshot(state: ServerState, ops: OpsFigures, now: float) -> StatusSnapshot:
     stats = sorted(state.queue_stats(), key=lambda s: (-s.bytes, -s.depth, s.queue_id))
     return StatusSnapshot(core=state.core_status(now), agents=state.agent_connections(),
                           queues=tuple(stats[:MAX_QUEUE_SERIES]), trunk=state.trunk(),
-                          flush=replace(state.flush_times), ops=ops, admission=state.agent_admission())
+                          flush=replace(state.flush_times), ops=ops, admission=state.agent_admission(),
+                          set_aside=tuple(getattr(state, "stores_set_aside", ())))
 
 
 # ---------------------------------------------------------------------------------- STATUS reply
@@ -116,6 +120,9 @@ def reply(snap: StatusSnapshot) -> dict[str, object]:
     out["failed_flushes"] = store.failed_flushes
     out["journal"] = {"enabled": store.journal_enabled, "ok": store.journal_ok, "on_tmpfs": store.journal_on_tmpfs,
                       "dir": store.journal_dir}
+    if snap.set_aside:
+        out["stores_set_aside"] = [{"store": a.store, "path": a.path, "moved_to": a.moved_to, "reason": a.reason,
+                                    "at": int(a.wall)} for a in snap.set_aside]
     if snap.trunk is not None:
         out["uplinks"] = [_uplink_reply(u) for u in snap.trunk.uplinks]
         out["sites_connected"] = snap.trunk.sites_connected
@@ -132,6 +139,8 @@ def systemd_line(snap: StatusSnapshot) -> str:
              f"{store.items} queued ({store.bytes // 1024} KiB)"]
     for u in snap.trunk.uplinks if snap.trunk is not None else ():
         parts.append(f"uplink {u.namespace[:8]} {u.stats.state} backlog {u.backlog}")
+    for a in snap.set_aside:
+        parts.append(f"DAMAGED {a.store.upper()} STORE SET ASIDE: {a.moved_to}")
     if snap.ops.budget.memory_pressure:
         parts.append("OVER MEMORY BUDGET")
     if snap.ops.budget.refusing_durable:
@@ -188,6 +197,8 @@ _SCALARS: Final[tuple[tuple[str, Literal["counter", "gauge"], str, _Getter], ...
     ("watchdog_pings_total", "counter", "WATCHDOG=1 sent to systemd.", lambda s: s.ops.watchdog_pings),
     ("watchdog_withheld_total", "counter", "Watchdog pings withheld because unhealthy.",
      lambda s: s.ops.watchdog_withheld),
+    ("stores_set_aside_total", "counter", "Stores LMDB reported damaged at start-up, set aside for fresh ones.",
+     lambda s: len(s.set_aside)),
 )
 
 

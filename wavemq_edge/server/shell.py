@@ -33,11 +33,14 @@ from ..ops.state import FlushTimes, TrunkSummary
 from ..router import CoreStatus, RouterCore
 from ..router.trunk import Uplink, UplinkSet
 from ..storage import DropReason, PersistStore, QueueStats, QueueStore, StorageError
+from ..storage.journal_dir import prepare_journal_dir
+from ..storage.lmdb_env import ensure_private_dir
+from ..storage.store_health import SetAside
 from ..wave import EntitySecret, Verifier, WaveError, WaveStore, format_id, parse_id
 from . import derive
 from .flusher import Flusher
 from .revocations import RevocationWatch
-from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs
+from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs, open_store
 
 __all__ = ["Server", "StartupError"]
 
@@ -71,6 +74,8 @@ class Server:
         #: the address the peer (trunk) listener is bound to, when this router is designated for any namespace
         self.peer_address: str = ""
         self._servers: list[asyncio.AbstractServer] = []
+        #: stores LMDB reported damaged at start-up, renamed and replaced by fresh ones (status shows them)
+        self.stores_set_aside: list[SetAside] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.ops = OpsRuntime(
             derive.budget_settings(config),
@@ -125,24 +130,25 @@ class Server:
     # ------------------------------------------------------------------ start-up
 
     def _open_stores(self, now: float) -> tuple[QueueStore, PersistStore]:
+        """Both durable stores; one LMDB reports damaged is set aside and a fresh one used (startup.py)."""
         cfg = self.config
         self.ops.extend_startup()
+        qopts, popts = derive.store_options(cfg), derive.persist_options(cfg)
+        queues = open_store("queue", "QueueConfig.queueDataStore", qopts.path,
+                            lambda: QueueStore.open(qopts, now, time.time()), self.stores_set_aside)
         try:
-            queues = QueueStore.open(derive.store_options(cfg), now, time.time())
-        except (StorageError, ValueError) as exc:
-            raise StartupError(f"QueueConfig.queueDataStore {cfg.queue.queue_data_store}: {exc}") from None
-        try:
-            persist = PersistStore.open(derive.persist_options(cfg), now)
-        except (StorageError, ValueError) as exc:
+            persist = open_store("persist", "RoutingConfig.PersistDataStore", popts.path,
+                                 lambda: PersistStore.open(popts, now), self.stores_set_aside)
+        except StartupError:
             queues.close(now)
-            raise StartupError(f"RoutingConfig.PersistDataStore {cfg.routing.persist_data_store}: {exc}") from None
+            raise
         return queues, persist
 
     def _make_dirs(self) -> None:
         cfg = self.config
         for p in (cfg.queue.queue_data_store, cfg.wave.database, cfg.routing.persist_data_store):
             try:
-                p.mkdir(parents=True, exist_ok=True)
+                ensure_private_dir(str(p))  # 0700 whatever the umask; a warning if others can enter it
             except OSError as exc:
                 raise StartupError(f"cannot create data directory {p}: {exc.strerror}") from None
 
@@ -170,6 +176,12 @@ class Server:
                             default_to_unrevoked=cfg.wave.default_to_unrevoked)
         route_proofs = load_route_proofs(cfg, me, verifier, wall)
         uplinks = self._uplink_namespaces()
+        journal_dir = derive.journal_dir(cfg)
+        if journal_dir:
+            try:
+                prepare_journal_dir(journal_dir)  # a trust boundary: ours, 0700, not a symlink
+            except StorageError as exc:
+                raise StartupError(f"QueueConfig.journalDir: {exc}") from None  # exc names the path
         t0 = time.perf_counter()
         self.queues, self.persist = self._open_stores(now)
         recovery_s = time.perf_counter() - t0
@@ -195,8 +207,8 @@ class Server:
         self._tasks.append(asyncio.create_task(self.revocations.run(self.should_exit), name="wavemq-revocations"))
         st = self.queues.store_stats()
         log.info("event=started version=%s router=%s listen=%s queues=%d items=%d recovered_records=%d "
-                 "recovery_s=%.3f", __version__, format_id(me.id), ",".join(self.listen_addresses),
-                 st.queues, st.items, st.recovered_records, recovery_s)
+                 "recovery_s=%.3f stores_set_aside=%d", __version__, format_id(me.id), ",".join(self.listen_addresses),
+                 st.queues, st.items, st.recovered_records, recovery_s, len(self.stores_set_aside))
         await self.ops.start(self, self, await self._start_metrics())  # READY=1: listeners up, stores recovered
 
     async def _listen_agents(self, backlog: int) -> None:
@@ -290,13 +302,16 @@ class Server:
 
     async def serve(self, ready: asyncio.Event | None = None) -> None:
         self.install_signal_handlers()
+        started = False
         try:
             await self.startup()
+            started = True
             if ready is not None:
                 ready.set()
             await self.should_exit.wait()
         finally:
-            await self.shutdown()
+            # After a failed start-up the caller prints the one line that matters: undo quietly.
+            await self.shutdown(quiet=not started)
 
     async def _stop_network(self) -> None:
         for server in self._servers:
@@ -317,11 +332,11 @@ class Server:
             await self.metrics_server.close()
             self.metrics_server = None
 
-    def _close_stores(self, now: float) -> None:
+    def _close_stores(self, now: float, level: int = logging.INFO) -> None:
         if self.queues is not None:
             try:
                 outcome = self.queues.close(now)
-                log.info("event=final_flush outcome=%s", outcome.value)
+                log.log(level, "event=final_flush outcome=%s", outcome.value)
             except StorageError as exc:
                 log.error("event=final_flush_failed error=%r", str(exc))
             self.queues = None
@@ -335,17 +350,19 @@ class Server:
             self.wave_store.close()
             self.wave_store = None
 
-    async def shutdown(self) -> None:
-        """Stop accepting, drain, final flush, close the stores: in this order, each step bounded."""
-        log.info("event=shutting_down")
+    async def shutdown(self, quiet: bool = False) -> None:
+        """Stop accepting, drain, final flush, close the stores: in this order, each step bounded.
+        ``quiet``: after a failed start-up, the routine lines go to DEBUG only."""
+        level = logging.DEBUG if quiet else logging.INFO
+        log.log(level, "event=shutting_down")
         self.ops.stopping()
         self.should_exit.set()
         await self._stop_network()
         if self.flusher is not None:
             await self.flusher.wait_idle(SHUTDOWN_TIMEOUT_S)
-        self._close_stores(asyncio.get_running_loop().time())
+        self._close_stores(asyncio.get_running_loop().time(), level)
         if self.config.local.unix_socket is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.local.unix_socket)
         await self.ops.close()
-        log.info("event=stopped")
+        log.log(level, "event=stopped")

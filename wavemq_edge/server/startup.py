@@ -10,9 +10,12 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from ..config import Config
+from ..storage import StorageError
+from ..storage.lmdb_env import ensure_private_dir, is_damage
+from ..storage.store_health import SetAside, check_isolated, set_aside
 from ..wave import (
     PSET_WAVEMQ,
     EntitySecret,
@@ -27,7 +30,7 @@ from ..wave import (
     save_entity_secret,
 )
 
-__all__ = ["StartupError", "listen", "load_or_create_router_entity", "load_route_proofs"]
+__all__ = ["StartupError", "listen", "load_or_create_router_entity", "load_route_proofs", "open_store"]
 
 log = logging.getLogger("wavemq_edge.server")
 
@@ -35,8 +38,40 @@ log = logging.getLogger("wavemq_edge.server")
 ROUTER_ENTITY_EXPIRY_S: Final = 30 * 365 * 86400
 
 
+T = TypeVar("T")
+
+
 class StartupError(Exception):
     """The router cannot start; the message says what to fix."""
+
+
+def _set_aside(store: str, key: str, path: str, reason: str) -> SetAside:
+    try:
+        return set_aside(path, store, reason)
+    except OSError as exc:
+        raise StartupError(f"{key} {path}: damaged ({reason}) and cannot be set aside: {exc.strerror or exc}") from None
+
+
+def open_store(store: str, key: str, path: str, opener: Callable[[], T], set_asides: list[SetAside]) -> T:
+    """Open one durable store (``opener``); a store that LMDB reports damaged is set aside (renamed,
+    kept) and a fresh one opened, so the router starts. The walk runs in a forked child first because
+    LMDB aborts the process on some damage rather than returning an error. Any other failure (a
+    wrong path, a lock held by another router, permissions, a read-only filesystem) stops the start-up
+    with one line naming ``key`` and ``path``."""
+    try:
+        health = check_isolated(path)
+    except OSError as exc:
+        raise StartupError(f"{key} {path}: cannot check the store: {exc}") from None
+    if health.state == "corrupt":
+        set_asides.append(_set_aside(store, key, path, health.error))
+    for attempt in range(2):
+        try:
+            return opener()
+        except (StorageError, ValueError, OSError) as exc:
+            if attempt or not is_damage(exc):
+                raise StartupError(f"{key} {path}: {exc}") from None
+            set_asides.append(_set_aside(store, key, path, str(exc)))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def load_or_create_router_entity(path: Path) -> EntitySecret:
@@ -47,7 +82,7 @@ def load_or_create_router_entity(path: Path) -> EntitySecret:
         except WaveError as exc:
             raise StartupError(f"RoutingConfig.RouterEntityFile {path}: {exc}") from None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(str(path.parent), warn=False)
         secret = create_entity(time.time(), ROUTER_ENTITY_EXPIRY_S, label="wavemq-edge router")
         save_entity_secret(path, secret)
     except (OSError, WaveError) as exc:

@@ -12,36 +12,43 @@ Layout
 ------
 The journal of one store lives in ``<journal_dir>/<store-id hex>/`` as numbered *segments*
 ``<name>.<gen:016x>.wal``. A segment starts with a header (magic, store id, generation, boot id) and
-then holds records ``u32 length | u32 crc32 | body``. A flush rotates to a new segment when it takes
+then holds records ``u32 length | 16-byte tag | body``; the tag is a keyed BLAKE2b MAC of the
+segment's generation, the record's offset and the body, under the per-boot key of ``journal_dir.py``
+(the directory is a trust boundary: a record the router did not write there is not replayed).
+A flush rotates to a new segment when it takes
 its snapshot; the flush transaction records the highest generation it covers in the durable store, and
 after the commit the covered segments are deleted. On start, segments newer than the covered
 generation are replayed in order. A segment from another boot (boot id differs: the journal directory
 was not tmpfs and survived a reboot, unsynced) or another store is not replayed; it is renamed to
 ``*.stale`` and reported. A torn final record (the process died inside ``write``) ends replay quietly;
-a bad checksum in the middle ends replay loudly: the bad segment is renamed ``*.corrupt``, the durable
+a bad tag in the middle (damage, or a record the router did not write) ends replay loudly, counted
+in ``JournalReport.rejected``: the bad segment is renamed ``*.corrupt``, the durable
 store is untouched, and ``JournalReport.corrupt`` says what happened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import stat
 import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from .errors import JournalError
+from .journal_dir import journal_key, prepare_journal_dir
 
 __all__ = ["Journal", "JournalReport", "is_tmpfs", "read_boot_id"]
 
 log = logging.getLogger("wavemq_edge.storage")
 
-_MAGIC: Final = b"WMQJ\x01\n"
+_MAGIC: Final = b"WMQJ\x02\n"
 _HEADER: Final = struct.Struct("<6s16sQ16s")
-_RECORD: Final = struct.Struct("<II")
+_TAG_BYTES: Final = 16
+_RECORD: Final = struct.Struct(f"<I{_TAG_BYTES}s")
+_POSITION: Final = struct.Struct("<QQ")
 #: A record longer than this is corruption, not data: items are bounded by the frame size.
 MAX_RECORD_BYTES: Final = 64 * 1024 * 1024
 _KEEP_BAD_FILES: Final = 4
@@ -83,6 +90,8 @@ class JournalReport:
     segments: int = 0
     records: int = 0
     torn_tail: bool = False
+    #: complete records whose MAC did not verify (damaged, or not written by this router): not replayed
+    rejected: int = 0
     corrupt: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
 
@@ -90,7 +99,10 @@ class JournalReport:
 class Journal:
     """Append-only segments of one store. Not thread-safe: used from the event-loop thread only."""
 
-    def __init__(self, directory: str, name: str, store_id: bytes, boot_id: bytes | None = None) -> None:
+    def __init__(self, directory: str, name: str, store_id: bytes, boot_id: bytes | None = None,
+                 key: bytes | None = None) -> None:
+        """``directory`` is ``<journal_dir>/<store id hex>``; ``journal_dir`` is checked (ours, 0700, no
+        symlink: ``JournalDirError``) and holds the per-boot ``key`` unless one is given."""
         self.directory = directory
         self.name = name
         self.store_id = store_id
@@ -99,10 +111,18 @@ class Journal:
         self.segment_bytes = 0
         self.broken = False
         self._fd = -1
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        except OSError as e:
-            raise JournalError(f"cannot create journal directory {directory!r}: {e}") from e
+        parent = os.path.dirname(os.path.abspath(directory))
+        prepare_journal_dir(parent)
+        prepare_journal_dir(directory)
+        key = key if key is not None else journal_key(parent, self.boot_id)
+        self._mac = hashlib.blake2b(key=key, digest_size=_TAG_BYTES, salt=store_id[:16].ljust(16, b"\0"),
+                                    person=name.encode()[:16])
+
+    def _tag(self, gen: int, offset: int, body: bytes) -> bytes:
+        h = self._mac.copy()
+        h.update(_POSITION.pack(gen, offset))
+        h.update(body)
+        return h.digest()
 
     # ----------------------------------------------------------------- recovery
 
@@ -148,8 +168,12 @@ class Journal:
             if stop:
                 report.corrupt.append(self._set_aside(path, "corrupt"))
                 continue
-            with open(path, "rb") as f:
-                data = f.read()
+            data = _read_own(path)
+            if data is None:
+                log.error("event=journal_corrupt path=%s reason=not_ours", path)
+                report.corrupt.append(self._set_aside(path, "corrupt"))
+                stop = True
+                continue
             hdr_ok = len(data) >= _HEADER.size
             if hdr_ok:
                 magic, store_id, seg_gen, boot_id = _HEADER.unpack_from(data, 0)
@@ -171,9 +195,9 @@ class Journal:
             pos = _HEADER.size
             end = len(data)
             while pos < end:
-                length = crc = 0
+                length, tag = 0, b""
                 if end - pos >= _RECORD.size:
-                    length, crc = _RECORD.unpack_from(data, pos)
+                    length, tag = _RECORD.unpack_from(data, pos)
                 body_start = pos + _RECORD.size
                 if end - pos < _RECORD.size or (length <= MAX_RECORD_BYTES and body_start + length > end):
                     # The process died inside write(2): that call never returned, so the change was
@@ -189,8 +213,10 @@ class Journal:
                     stop = True
                     break
                 body = data[body_start : body_start + length]
-                if zlib.crc32(body) != crc:
-                    log.error("event=journal_corrupt path=%s offset=%d reason=bad_crc", path, pos)
+                if self._tag(gen, pos, body) != tag:
+                    report.rejected += 1
+                    log.error("event=journal_record_rejected path=%s offset=%d reason=bad_mac (damaged, or not "
+                              "written by this router: not replayed, nor anything after it)", path, pos)
                     report.corrupt.append(self._set_aside(path, "corrupt"))
                     stop = True
                     break
@@ -209,7 +235,8 @@ class Journal:
         self._close_fd()
         path = os.path.join(self.directory, f"{self.name}.{self.gen:016x}.wal")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o600)
             os.write(fd, _HEADER.pack(_MAGIC, self.store_id, self.gen, self.boot_id))
         except OSError as e:
             self._mark_broken(f"cannot open journal segment {path!r}: {e}")
@@ -227,9 +254,11 @@ class Journal:
         if self._fd < 0:
             return False
         parts: list[bytes] = []
+        offset = self.segment_bytes
         for body in bodies:
-            parts.append(_RECORD.pack(len(body), zlib.crc32(body)))
+            parts.append(_RECORD.pack(len(body), self._tag(self.gen, offset, body)))
             parts.append(body)
+            offset += _RECORD.size + len(body)
         buf = b"".join(parts)
         try:
             written = os.write(self._fd, buf)
@@ -272,3 +301,19 @@ class Journal:
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _read_own(path: str) -> bytes | None:
+    """The segment's bytes, or ``None`` when it is not a regular file of this process's user."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)

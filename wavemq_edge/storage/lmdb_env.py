@@ -1,5 +1,12 @@
 """The LMDB environment: directory checks, the single-process lock, open, and map growth.
 
+The directory is created 0700 and every file in it 0600, whatever the umask (a store holds message
+payloads); an existing directory that others may enter is kept as it is, with a warning.
+``DamagedStoreError`` says LMDB itself found the store damaged (bad page type, page out of range, no
+valid meta page, a file shorter than its last page): the caller may set the store aside
+(``store_health.set_aside``). Any other failure to open (permissions, a read-only filesystem, another
+kind of store) is a ``StorageError`` that names the path and the cause.
+
 Opened with ``subdir``, ``sync=True``, ``metasync=True`` and without ``writemap``/``map_async``: a
 committed transaction is on the card, and a power cut during a commit leaves the previous one intact
 (LMDB's copy-on-write B+tree with two meta pages). ``writemap`` was measured at 1.8x device bytes and
@@ -18,7 +25,9 @@ import errno
 import fcntl
 import logging
 import os
+import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -26,7 +35,8 @@ import lmdb
 
 from .errors import CorruptStoreError, StorageError, StoreLockedError, UnexpectedFilesError
 
-__all__ = ["LOCK_FILE", "DurableEnv", "StorageFullError", "StorageWriteError"]
+__all__ = ["DAMAGE_ERRORS", "LOCK_FILE", "DamagedStoreError", "DurableEnv", "StorageFullError", "StorageWriteError",
+           "WrongStoreError", "ensure_private_dir", "is_damage"]
 
 log = logging.getLogger("wavemq_edge.storage")
 
@@ -34,6 +44,16 @@ LOCK_FILE: Final = "wavemq-edge.lock"
 #: Files we expect in a data directory; anything else means the path is wrong or shared.
 _OWN_FILES: Final = frozenset({"data.mdb", "lock.mdb", LOCK_FILE, "lost+found"})
 _MAGIC_KEY: Final = b"magic"
+#: LMDB's errors that mean the file itself is damaged (not a permission, a full disk or a busy store).
+DAMAGE_ERRORS: Final = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError, lmdb.BadTxnError,
+                        lmdb.PanicError, lmdb.IncompatibleError, lmdb.PageFullError)
+_STATE_KEY: Final = b"state"
+_STATE_OPEN: Final = b"open"
+_STATE_CLOSED: Final = b"closed"
+_LAST_COMMIT_KEY: Final = b"last_commit"
+_F64: Final = struct.Struct("<d")
+DIR_MODE: Final = 0o700
+FILE_MODE: Final = 0o600
 
 T = TypeVar("T")
 
@@ -46,6 +66,50 @@ class StorageFullError(StorageError):
 
 class StorageWriteError(StorageError):
     """A durable write transaction failed (I/O error, disk full); nothing of it was committed."""
+
+
+class DamagedStoreError(CorruptStoreError):
+    """LMDB reports the store's file damaged; setting the directory aside is safe (nothing else is
+    wrong: the path is ours, the lock was ours, the filesystem is writable)."""
+
+
+class WrongStoreError(CorruptStoreError):
+    """The directory holds a sound LMDB environment that is not a store of this kind (another kind of
+    our stores, or someone else's database such as the WAVE database): a wrong path, never set aside."""
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised while opening a store) says the store's data is damaged, so setting it
+    aside is the remedy; a wrong path, a lock held, a permission or a read-only filesystem is not."""
+    if isinstance(exc, WrongStoreError):
+        return False
+    return isinstance(exc, (CorruptStoreError, *DAMAGE_ERRORS))
+
+
+_warned_dirs: set[str] = set()
+
+
+def ensure_private_dir(path: str, warn: bool = True) -> bool:
+    """Create ``path`` (and missing parents) 0700 whatever the umask. ``False`` when it already exists
+    and its group or others may enter it; with ``warn``, that is logged once per directory."""
+    if os.path.isdir(path):
+        mode = os.stat(path).st_mode & 0o777
+        if not mode & 0o077:
+            return True
+        if warn and os.path.abspath(path) not in _warned_dirs:
+            _warned_dirs.add(os.path.abspath(path))
+            log.warning("event=data_dir_mode path=%s mode=%03o (group or others can reach the data; "
+                        "chmod 700 %s)", path, mode, path)
+        return False
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        ensure_private_dir(parent, warn=False)
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        return ensure_private_dir(path, warn)
+    os.chmod(path, DIR_MODE)  # mkdir's mode is masked by the umask
+    return True
 
 
 def check_lmdb_build() -> None:
@@ -93,9 +157,15 @@ class DurableEnv:
         self.commits = 0
         self.map_growths = 0
         self._lock_fd = -1
+        #: the previous run did not close the store (kill -9, power cut); see ``report_lost_window``
+        self.previous_run_unclosed = False
+        self.last_commit_wall: float | None = None
         check_lmdb_build()
-        self._check_dir()
-        self._acquire_lock()
+        try:
+            self._check_dir()
+            self._acquire_lock()
+        except OSError as e:
+            raise StorageError(f"cannot open {e.filename or path}: {e.strerror or e}") from None
         try:
             self.env = lmdb.open(
                 path,
@@ -109,29 +179,28 @@ class DurableEnv:
                 readahead=False,  # the backlog can exceed RAM on a Pi: no speculative reads
                 meminit=False,
                 max_readers=64,
+                mode=FILE_MODE,
             )
         except lmdb.Error as e:
             self._release_lock()
-            raise CorruptStoreError(f"cannot open LMDB store at {path!r}: {e}") from e
-        self.map_size = int(self.env.info()["map_size"])
+            raise _open_error(path, e) from None
         try:
+            self.map_size = int(self.env.info()["map_size"])
             self._check_length()
-        except StorageError:
-            self.env.close()
-            self._release_lock()
-            raise
-        try:
             self.meta = self.env.open_db(b"meta", create=True)
             self._check_magic()
-        except (lmdb.Error, StorageError):
+            self._mark_open()
+        except (lmdb.Error, StorageError) as e:
             self.env.close()
             self._release_lock()
+            if isinstance(e, lmdb.Error):
+                raise _open_error(path, e) from None
             raise
 
     def _check_dir(self) -> None:
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise UnexpectedFilesError(f"store path {self.path!r} exists and is not a directory")
-        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        ensure_private_dir(self.path)
         names = set(os.listdir(self.path))
         strange = sorted(names - _OWN_FILES)
         if strange:
@@ -142,7 +211,7 @@ class DurableEnv:
         if "data.mdb" in names and os.path.getsize(os.path.join(self.path, "data.mdb")) == 0:
             # LMDB itself would treat an empty data file as a new store; an empty file where a store
             # was is truncation, so say so instead of silently starting empty.
-            raise CorruptStoreError(f"store file {os.path.join(self.path, 'data.mdb')!r} is empty (truncated?)")
+            raise DamagedStoreError(f"store file {os.path.join(self.path, 'data.mdb')!r} is empty (truncated?)")
 
     def _check_length(self) -> None:
         """A data file shorter than its last page (truncated copy, full disk during a restore) would
@@ -152,14 +221,14 @@ class DurableEnv:
         need = (int(info["last_pgno"]) + 1) * psize
         have = os.path.getsize(os.path.join(self.path, "data.mdb"))
         if have < need:
-            raise CorruptStoreError(
+            raise DamagedStoreError(
                 f"store file {os.path.join(self.path, 'data.mdb')!r} has {have} bytes but its last page "
                 f"ends at {need} (truncated)"
             )
 
     def _acquire_lock(self) -> None:
         lock_path = os.path.join(self.path, LOCK_FILE)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -180,12 +249,42 @@ class DurableEnv:
             with self.env.begin() as txn:
                 main_entries = txn.stat()["entries"]
             if not empty or main_entries > 1:
-                raise CorruptStoreError(f"LMDB store at {self.path!r} has no {self.magic!r} marker")
+                raise WrongStoreError(f"LMDB store at {self.path!r} has no {self.magic!r} marker (not one of "
+                                      f"our stores: a wrong path?)")
             with self.env.begin(write=True, db=self.meta) as txn:
                 txn.put(_MAGIC_KEY, self.magic)
             self.commits += 1
         elif bytes(found) != self.magic:
-            raise CorruptStoreError(f"LMDB store at {self.path!r} is a {bytes(found)!r} store, expected {self.magic!r}")
+            raise WrongStoreError(f"LMDB store at {self.path!r} is a {bytes(found)!r} store, expected {self.magic!r}")
+
+    def _mark_open(self) -> None:
+        """Record that the store is open (``close`` records that it was closed), so the next start
+        knows whether this run ended without closing it (``kill -9``, a power cut). The commit also
+        makes LMDB read its free-page list, which no read touches: damage there is found now rather
+        than at the first flush. One small synced commit per start."""
+        with self.env.begin(db=self.meta) as txn:
+            state = txn.get(_STATE_KEY)
+            last = txn.get(_LAST_COMMIT_KEY)
+        self.previous_run_unclosed = state is not None and bytes(state) == _STATE_OPEN
+        self.last_commit_wall = _F64.unpack(bytes(last))[0] if last is not None and len(last) == 8 else None
+        try:
+            with self.env.begin(write=True, db=self.meta) as txn:
+                txn.put(_STATE_KEY, _STATE_OPEN)
+        except lmdb.MapFullError:
+            pass  # full, not damaged: write() grows the map when it needs to
+
+    def report_lost_window(self, journal_segments: int, journal_stale: int) -> None:
+        """Log once when the previous run ended without closing the store and no journal of it was
+        replayed (a reboot wiped the tmpfs journal): what it accepted after its last commit is gone,
+        the documented loss of one flush window. How many messages that was, nothing durable knows:
+        they were only in the journal; the figures given are the last commit's time and age."""
+        if not self.previous_run_unclosed or journal_segments:
+            return
+        age = time.time() - self.last_commit_wall if self.last_commit_wall is not None else -1.0
+        log.warning("event=unflushed_window_lost store=%s last_flush=%s seconds_since_last_flush=%.0f "
+                    "stale_journal_segments=%d (the previous run ended without closing the store and its "
+                    "crash journal is gone, as after a reboot: what it accepted after the last flush is lost)",
+                    self.path, _utc(self.last_commit_wall), age, journal_stale)
 
     def open_db(self, name: bytes, txn: Any = None, create: bool = True) -> Any:
         return self.env.open_db(name, txn=txn, create=create)
@@ -202,6 +301,7 @@ class DurableEnv:
             try:
                 with self.env.begin(write=True) as txn:
                     fn(txn)
+                    txn.put(_LAST_COMMIT_KEY, _F64.pack(time.time()), db=self.meta)  # meta is dirty anyway
                 self.commits += 1
                 return
             except lmdb.MapFullError:
@@ -232,5 +332,20 @@ class DurableEnv:
             return 0
 
     def close(self) -> None:
+        try:
+            with self.env.begin(write=True, db=self.meta) as txn:
+                txn.put(_STATE_KEY, _STATE_CLOSED)
+        except lmdb.Error as e:  # a full or failing disk: the next start only misses the marker
+            log.warning("event=store_close_mark_failed path=%s error=%r", self.path, str(e))
         self.env.close()
         self._release_lock()
+
+
+def _open_error(path: str, e: lmdb.Error) -> StorageError:
+    if isinstance(e, DAMAGE_ERRORS):
+        return DamagedStoreError(f"LMDB store at {path!r} is damaged: {e}")
+    return StorageError(f"cannot open LMDB store at {path!r}: {e}")
+
+
+def _utc(wall: float | None) -> str:
+    return "unknown" if wall is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

@@ -32,7 +32,7 @@ from ..uri import matches, parse_pattern, parse_uri
 from .errors import CorruptStoreError, StorageError
 from .flush_scheduler import FlushScheduler
 from .journal import Journal, JournalReport
-from .lmdb_env import DurableEnv, StorageFullError
+from .lmdb_env import DAMAGE_ERRORS, DamagedStoreError, DurableEnv, StorageFullError
 from .options import DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, FLUSH_BYTES, FLUSH_INTERVAL_S, JOURNAL_DIR_UNSET
 
 __all__ = ["PersistOptions", "PersistStore", "QueryResult"]
@@ -142,15 +142,22 @@ class PersistStore:
                 _t, klen = _PUT.unpack_from(body, 0)
                 key = body[_PUT.size : _PUT.size + klen]
                 self._set_pending(key, body[_PUT.size + klen :])
+            denv.report_lost_window(self.journal_report.segments, len(self.journal_report.stale))
             journal.open_next()
             self._journal = journal
         self._dirty = bool(self._pending)
 
     @classmethod
     def open(cls, options: PersistOptions, now: float) -> PersistStore:
+        """Open (or create) the store; every stored message is read once first, so a store LMDB reports
+        damaged is refused here (``DamagedStoreError``) and not by each query later."""
         denv = DurableEnv(options.path, PERSIST_MAGIC, options.map_size, options.max_map_size, max_dbs=4)
         try:
+            _read_all(denv)
             return cls(denv, options, now)
+        except DAMAGE_ERRORS as e:
+            denv.close()
+            raise DamagedStoreError(f"LMDB store at {options.path!r} is damaged: {e}") from None
         except BaseException:
             denv.close()
             raise
@@ -319,6 +326,16 @@ class PersistStore:
         if self._journal is not None:
             self._journal.close(remove_all=False)
         self._denv.close()
+
+
+def _read_all(denv: DurableEnv) -> int:
+    """Read every key and value of the messages database (its overflow pages too); returns the count."""
+    db = denv.env.open_db(b"msg", create=True)
+    n = 0
+    with denv.env.begin(db=db, buffers=True) as txn:
+        for _key, value in txn.cursor():
+            n += len(value) >= 0
+    return n
 
 
 def _opt_bytes(value: bytes | None) -> bytes | None:

@@ -16,6 +16,7 @@ import cbor2
 
 from .errors import CorruptStoreError
 from .journal import Journal, is_tmpfs
+from .lmdb_env import DAMAGE_ERRORS, DamagedStoreError
 from .options import JOURNAL_DIR_UNSET, QueueKind, QueueLimits
 from .ring_queue import RingQueue
 
@@ -43,9 +44,18 @@ _TAIL: Final = struct.Struct("<BQQ")
 
 
 def recover(store: QueueStore, now: float) -> None:
-    """Load the durable store, then replay the crash journal over it (a restart that was not a reboot)."""
+    """Load the durable store, then replay the crash journal over it (a restart that was not a reboot).
+    LMDB's reports of a damaged file while loading become ``DamagedStoreError``."""
     if store.options.journal_dir is None:  # before the load, which may create a new store
         raise ValueError(f"StoreOptions.{JOURNAL_DIR_UNSET}")
+    try:
+        _load_durable(store, now)
+    except DAMAGE_ERRORS as e:
+        raise DamagedStoreError(f"LMDB store at {store.options.path!r} is damaged: {e}") from None
+    _replay_journal(store, now)
+
+
+def _load_durable(store: QueueStore, now: float) -> None:
     loaded = store._backend.load(os.urandom(16))
     store.store_id = loaded.store_id
     store._covered_gen = loaded.covered_gen
@@ -55,6 +65,9 @@ def recover(store: QueueStore, now: float) -> None:
     store._removed_incs = [inc for inc in loaded.orphans if inc not in store._by_inc]
     for msg_id, wall in loaded.dedup:
         store.dedup.window.load(msg_id, store._from_wall(wall, now), durable=True)
+
+
+def _replay_journal(store: QueueStore, now: float) -> None:
     journal_dir = store.options.journal_dir
     if journal_dir:
         store.journal_on_tmpfs = is_tmpfs(journal_dir) if os.path.isdir(journal_dir) else None
@@ -69,6 +82,9 @@ def recover(store: QueueStore, now: float) -> None:
         for body in journal.recover(store._covered_gen, store.journal_report):
             if not _replay(store, body, now):
                 break
+        denv = getattr(store._backend, "denv", None)  # the LMDB backend's environment (not the memory twin's)
+        if denv is not None:
+            denv.report_lost_window(store.journal_report.segments, len(store.journal_report.stale))
         journal.open_next()
         store._journal = journal
         if store.journal_report.records:

@@ -111,10 +111,12 @@ class WaveStore:
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
         try:
-            if not readonly:
+            if not readonly and not self.path.is_dir():
                 self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.path.chmod(0o700)  # mkdir's mode is masked by the umask
             self._env: Any = lmdb.open(
-                str(self.path), map_size=WAVE_DB_MAP_BYTES, max_dbs=_MAX_DBS, subdir=True, readonly=readonly
+                str(self.path), map_size=WAVE_DB_MAP_BYTES, max_dbs=_MAX_DBS, subdir=True, readonly=readonly,
+                mode=0o600,  # data.mdb and lock.mdb: private whatever the umask
             )
             self._entities = self._env.open_db(b"entities")
             self._attestations = self._env.open_db(b"attestations")
