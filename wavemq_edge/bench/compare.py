@@ -115,6 +115,10 @@ def run_router_bench(args: argparse.Namespace) -> None:
         raise BenchError(f"wavemq-edge bench: {exc}") from exc
     except KeyboardInterrupt:
         raise BenchError("wavemq-edge bench: interrupted; every process it started was stopped") from None
+    dropped = max(r.get("sat_dropped", 0.0) for r in runs)
+    if dropped:
+        notes.append(f"the subscriber's queue dropped up to {dropped:.0f} messages: CPU per delivered message "
+                     "overstates the cost (raise the router's queue bound)")
     pin = "router pinned to CPU 0, clients on the others" if server_cpus(args.no_pin) else "not pinned"
     title = (f"machine: {machine_summary()}; {pin}\n"
              f"load: {args.messages} x {args.payload} B saturated ({args.concurrency} unanswered), "

@@ -157,6 +157,8 @@ class ReplyCounter:
         self.ok = 0
         self.refused = 0
         self.first_refusal = ""
+        #: a paced publisher's worst lateness (seconds after a frame's due time that it was written)
+        self.late_s = 0.0
 
     @property
     def replies(self) -> int:
@@ -216,6 +218,7 @@ def publish_paced(sock: socket.socket, buf: bytes, offsets: Sequence[int], due: 
         if sent < n:
             k = min(bisect.bisect_right(due, now, lo=sent), counter.replies + window)
             if k > sent:
+                counter.late_s = max(counter.late_s, now - due[sent])
                 sock.sendall(view[offsets[sent]:offsets[k]])
                 sent = k
         wait = due[sent] - time.time() if sent < n and sent - counter.replies < window else POLL_S

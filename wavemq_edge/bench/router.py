@@ -163,7 +163,6 @@ def measure_saturated(run: RouterRun, args: argparse.Namespace, messages: int,
     """Publishers at full speed into one subscriber: the router's CPU per delivered message."""
     d, pid = run.d, run.router.pid
     _reset(d, prefix)
-    drops0 = status_int(router_status(run.address), "drops")
     total = messages * args.publishers
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     sub = run.procs.worker("sub", run.address, d, run.entity, messages=total, prefix=prefix)
@@ -193,7 +192,8 @@ def measure_saturated(run: RouterRun, args: argparse.Namespace, messages: int,
     return {
         "sat_messages": float(published),
         "sat_delivered": float(delivered),
-        "sat_dropped": float(status_int(router_status(run.address), "drops") - drops0),
+        # what the subscriber's queue dropped (the ephemeral queue and its drop counters end with it)
+        "sat_dropped": float(published - delivered),
         "sat_cpu_us": us,
         "sat_capacity": 1e6 / us,
         "sat_throughput": delivered / wall,
@@ -212,16 +212,20 @@ def _paced(run: RouterRun, args: argparse.Namespace) -> dict[str, float]:
     wait_for_file(d / f"sub-{prefix}.ready", sub)
     pub = run.procs.worker("pub", run.address, d, run.entity, messages=n, rate=args.paced_rate, prefix=prefix)
     wait_for_file(d / f"pub-{prefix}-0.ready", pub, timeout=_sign_timeout(n))
+    flushes0 = status_int(router_status(run.address), "flushes")
     cpu0, io0 = cpu_seconds(pid), io_write_bytes(pid)
     _go(d)
-    worker_result(pub, timeout=max(5.0, deadline - time.monotonic()))
+    late_ms = float(worker_result(pub, timeout=max(5.0, deadline - time.monotonic()))["late_ms"])
     lat = await_subscriber(run, sub, prefix, deadline)
-    cpu, io1 = cpu_seconds(pid) - cpu0, io_write_bytes(pid)
+    cpu = cpu_seconds(pid) - cpu0
+    _await_flush(run, args, flushes0)  # the window's writes reach the disk, or were never needed
+    io1 = io_write_bytes(pid)
     delivered = max(1, int(lat["received"]))
     figures = {
         "paced_cpu_us": 1e6 * cpu / delivered,
         "paced_p50_ms": float(lat["p50_ms"]),
         "paced_p99_ms": float(lat["p99_ms"]),
+        "paced_late_ms": late_ms,
     }
     if io0 is not None and io1 is not None:
         figures["flash_bytes_per_msg"] = (io1 - io0) / delivered
@@ -240,16 +244,29 @@ def _backlog(run: RouterRun, args: argparse.Namespace) -> dict[str, float]:
     anon0 = memory_mb(pid)[1]
     pub = run.procs.worker("pub", run.address, d, run.entity, messages=args.backlog, prefix=prefix)
     wait_for_file(d / f"pub-{prefix}-0.ready", pub, timeout=_sign_timeout(args.backlog))
+    flushes0, io0 = status_int(router_status(run.address), "flushes"), io_write_bytes(pid)
     _go(d)
     worker_result(pub, timeout=max(5.0, deadline - time.monotonic()))
     time.sleep(SETTLE_S)
     anon1 = memory_mb(pid)[1]
+    _await_flush(run, args, flushes0)
+    io1 = io_write_bytes(pid)
     _reset(d, prefix)
     sub = run.procs.worker("sub", run.address, d, run.entity, messages=args.backlog, prefix=prefix,
                            identifier="absent")
     await_subscriber(run, sub, prefix, deadline)
     time.sleep(SETTLE_S)
-    return {"backlog_anon_mb": anon1 - anon0, "backlog_drained_anon_mb": memory_mb(pid)[1] - anon0}
+    figures = {"backlog_anon_mb": anon1 - anon0, "backlog_drained_anon_mb": memory_mb(pid)[1] - anon0}
+    if io0 is not None and io1 is not None:
+        figures["backlog_bytes_per_msg"] = (io1 - io0) / args.backlog
+    return figures
+
+
+def _await_flush(run: RouterRun, args: argparse.Namespace, flushes0: int) -> None:
+    """Wait (bounded: two flush intervals) until the router has flushed since ``flushes0``."""
+    deadline = time.monotonic() + 2 * args.flush_interval + 5
+    while status_int(router_status(run.address), "flushes") <= flushes0 and time.monotonic() < deadline:
+        time.sleep(STATUS_POLL_S)
 
 
 def _subscriptions(run: RouterRun) -> dict[str, float]:

@@ -100,7 +100,8 @@ def _role_pub(args: argparse.Namespace) -> dict[str, Any]:
             counter = load.publish_saturated(sock, buf, offsets, args.concurrency, deadline)
         elapsed = time.perf_counter() - t0
     return {"published": counter.ok, "refused": counter.refused, "first_refusal": counter.first_refusal,
-            "seconds": elapsed, "frame_bytes": len(buf), "cpu_s": time.process_time() - cpu0}
+            "seconds": elapsed, "frame_bytes": len(buf), "cpu_s": time.process_time() - cpu0,
+            "late_ms": 1000 * counter.late_s}
 
 
 def _role_sub(args: argparse.Namespace) -> dict[str, Any]:
