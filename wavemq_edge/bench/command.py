@@ -69,14 +69,20 @@ def add_bench_parser(sub: Any) -> None:
 def _check(args: argparse.Namespace) -> None:
     from .common import BenchUsageError
 
-    if (args.runs < 1 or args.messages < 1 or args.concurrency < 1 or args.publishers < 1 or args.payload < 0
-            or args.paced_rate < 0 or args.backlog < 0 or args.paced_seconds <= 0 or args.queue_max < 1
-            or not 1 <= args.flush_interval <= 3600):
-        raise BenchUsageError("wavemq-edge bench: --runs, --messages, --concurrency and --publishers must be "
-                              ">= 1, --payload, --paced-rate and --backlog >= 0, --paced-seconds > 0, "
-                              "--flush-interval 1..3600")
-    if args.record and not args.gate:
-        raise BenchUsageError("wavemq-edge bench: --record needs --gate FILE")
+    if args.messages < 1 or args.concurrency < 1 or args.publishers < 1 or args.payload < 0:
+        raise BenchUsageError("wavemq-edge bench: --messages, --concurrency and --publishers must be >= 1, "
+                              "--payload >= 0")
+    problems = [
+        (args.runs < 1, "--runs must be >= 1"),
+        (args.paced_rate < 0 or args.backlog < 0, "--paced-rate and --backlog must be >= 0"),
+        (args.paced_seconds <= 0, "--paced-seconds must be > 0"),
+        (not 1 <= args.flush_interval <= 3600, "--flush-interval must be 1..3600"),
+        (args.queue_max < 1, "--queue-max must be >= 1"),
+        (args.record and not args.gate, "--record needs --gate FILE"),
+    ]
+    for bad, what in problems:
+        if bad:
+            raise BenchUsageError(f"wavemq-edge bench: {what}")
 
 
 def run_bench(args: argparse.Namespace) -> None:
