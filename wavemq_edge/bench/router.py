@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,6 @@ def bench_run(args: argparse.Namespace) -> Iterator[RouterRun]:
     """A run directory, a tmpfs journal, and a started router; on the way out (whatever the way) every
     process of the run stopped by PID and both directories removed (``$WAVEMQ_BENCH_KEEP`` keeps the
     run directory)."""
-    import os
-
     d = Path(tempfile.mkdtemp(prefix="wavemq-bench-"))
     journal = tmpfs_mkdtemp("wavemq-bench-journal-", d)
     try:
