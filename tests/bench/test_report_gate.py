@@ -40,3 +40,15 @@ def test_gate_fails_only_below_half_the_recorded_ratio(measured: float, ok: bool
     passed, line = judge(measured, 0.40)
     assert passed is ok
     assert "recorded 0.400" in line and "fails below 0.200" in line
+
+
+def test_headline_is_the_median_run_cpu_capacity_and_ratio() -> None:
+    from wavemq_edge.bench.compare import headline
+
+    runs = [{"sat_cpu_us": us, "sat_capacity": 1e6 / us, "sat_ratio": 40.0 / us, "verify_us": 40.0}
+            for us in (80.0, 100.0, 90.0)]
+    line = headline(runs)
+    assert line.startswith("headline (median of 3): router CPU 90.0 µs per secured message")
+    assert "capacity 11,111 msg/s = 0.44 x the verify rate (verify 40.0 µs)" in line
+    assert "Mosquitto" not in line
+    assert "Mosquitto 11.0 µs" in headline([{**runs[0], "mqtt_cpu_us": 11.0}])

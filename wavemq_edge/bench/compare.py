@@ -16,16 +16,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 from .common import BenchError, free_port, machine_summary, tmpfs_root
 from .procs import POLL_S, Procs, server_cpus, terminate_on_sigterm, wait_for_file, worker_result
 from .procstat import cpu_seconds
-from .report import ROUTER_FIGURES, render, render_json
+from .report import ROUTER_FIGURES, render, render_json, summaries
 from .router import PHASE_TIMEOUT_S, one_run
 
-__all__ = ["find_mosquitto", "mosquitto_run", "run_router_bench"]
+__all__ = ["find_mosquitto", "headline", "mosquitto_run", "run_router_bench"]
 
 #: Seconds Mosquitto may take to accept connections, and its subscriber to finish after the last PUBACK.
 BROKER_START_S: Final = 10.0
@@ -127,7 +128,18 @@ def run_router_bench(args: argparse.Namespace) -> None:
     if args.json:
         print(render_json(runs, ROUTER_FIGURES, {"machine": machine_summary(), "args": _args_dict(args)}))
     else:
-        print(render(title, runs, ROUTER_FIGURES, notes))
+        print(render(f"{title}\n{headline(runs)}", runs, ROUTER_FIGURES, notes))
+
+
+def headline(runs: Sequence[Mapping[str, float]]) -> str:
+    """The figure the bench is for, as one line: the median run's CPU per message, capacity and ratio."""
+    s = summaries(runs, ROUTER_FIGURES)
+    line = (f"headline (median of {len(runs)}): router CPU {s['sat_cpu_us'].median:.1f} µs per secured message "
+            f"= capacity {s['sat_capacity'].median:,.0f} msg/s = {s['sat_ratio'].median:.2f} x the verify rate "
+            f"(verify {s['verify_us'].median:.1f} µs)")
+    if "mqtt_cpu_us" in s:
+        line += f"; Mosquitto {s['mqtt_cpu_us'].median:.1f} µs (unsigned)"
+    return line
 
 
 def _args_dict(args: argparse.Namespace) -> dict[str, object]:
