@@ -121,10 +121,11 @@ def run_router_bench(args: argparse.Namespace) -> None:
         notes.append(f"the subscriber's queue dropped up to {dropped:.0f} messages: CPU per delivered message "
                      "overstates the cost (raise the router's queue bound)")
     pin = "router pinned to CPU 0, clients on the others" if server_cpus(args.no_pin) else "not pinned"
+    paced = f"{args.paced_rate} msg/s paced for {args.paced_seconds:g} s" if args.paced_rate else "no paced phase"
+    backlog = f"backlog {args.backlog}" if args.backlog else "no backlog"
     title = (f"machine: {machine_summary()}; {pin}\n"
-             f"load: {args.messages} x {args.payload} B saturated ({args.concurrency} unanswered), "
-             f"{args.paced_rate} msg/s paced for {args.paced_seconds:g} s, backlog {args.backlog}, "
-             f"flushInterval {args.flush_interval} s; {args.runs} run(s)")
+             f"load: {args.messages} x {args.payload} B saturated ({args.concurrency} unanswered), {paced}, "
+             f"{backlog}, flushInterval {args.flush_interval} s; {args.runs} run(s)")
     if args.json:
         print(render_json(runs, ROUTER_FIGURES, {"machine": machine_summary(), "args": _args_dict(args)}))
     else:
