@@ -1,10 +1,13 @@
 """``wavemq-edge bench``: measurements of real router processes, kept out of the runtime package.
 
-Modules: :mod:`.command` (the subcommand's flags and dispatch), :mod:`.router` (publish -> deliver
-throughput, latency, CPU and memory of one router), :mod:`.tier` (a site's backlog drained to its
-designated router), :mod:`.workers` (the load-generating worker processes), :mod:`.common` (helpers both
-benches share: identities, starting routers and workers, timing and ratios) and :mod:`.proxy` (the one
-fault-injecting TCP proxy, shared with the tiering tests).
+Modules: :mod:`.command` (the subcommand's flags and dispatch), :mod:`.compare` (the runs of the router
+bench, and Mosquitto beside them with ``--compare``), :mod:`.router` (one run: CPU per message, latency,
+memory, disk bytes, start times of one router), :mod:`.tier` (a site's backlog drained to its designated
+router), :mod:`.gate` (the CI regression check), :mod:`.load` (the load generator: pre-signed frames
+written from a buffer), :mod:`.mqtt` (the same load in MQTT), :mod:`.workers` (the load's processes),
+:mod:`.procs` (starting, pinning and stopping processes), :mod:`.procstat` (``/proc`` figures and
+min/median/max), :mod:`.report`, :mod:`.common` (identities, tmpfs, the verify reference, status) and
+:mod:`.proxy` (the one fault-injecting TCP proxy, shared with the tiering tests).
 """
 
 from __future__ import annotations

@@ -1,27 +1,22 @@
-"""What the router bench and the tier bench share: identities, router and worker processes, figures.
+"""What the benches share: identities, the tmpfs journal directory, the verify reference, router status.
 
-Both benches run real processes: routers (``wavemq-edge run``) and load workers (``wavemq-edge bench
---role pub|sub|subs``, see :mod:`.workers`), pinned with ``taskset`` when the machine has two or more
-CPUs so the load generators are not what is measured. Workers print one JSON object on their last line
-of standard output; the orchestrator reads it with :func:`worker_result`. Every wait here is bounded.
+Processes (routers, workers, a broker) are started and stopped by :mod:`.procs`; what is read about them
+from ``/proc`` is in :mod:`.procstat`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import asyncio
 import os
-import re
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final
 
+from ..client import Client
 from ..wave import (
     EntitySecret,
     MemoryStore,
@@ -29,43 +24,28 @@ from ..wave import (
     Statement,
     build_proof,
     create_attestation,
+    create_entity,
     save_entity_secret,
 )
 from ..wave.files import write_armored
 
 __all__ = [
     "DAY_S",
-    "START_TIMEOUT_S",
     "BenchError",
     "BenchUsageError",
-    "cpu_seconds_between",
     "free_port",
     "grant_and_prove",
     "machine_summary",
-    "pin_command",
-    "process_memory_mb",
-    "start_router",
-    "start_worker",
-    "stop_processes",
+    "router_status",
+    "status_int",
+    "subscription_depth",
     "tmpfs_mkdtemp",
+    "tmpfs_root",
     "verify_rate",
-    "wait_for_file",
-    "worker_result",
 ]
 
-#: Seconds a router process may take to print its "listening" banner line.
-START_TIMEOUT_S: Final = 20.0
 #: Lifetime of the bench's entities and grants: longer than any run.
 DAY_S: Final = 86400
-#: Seconds a worker may take to write its readiness file, and to finish, unless the caller says more.
-WORKER_READY_TIMEOUT_S: Final = 60.0
-WORKER_TIMEOUT_S: Final = 600.0
-#: Seconds a terminated process may take to exit before it is killed.
-STOP_TIMEOUT_S: Final = 20.0
-#: Poll interval of the file and banner waits (the processes do not signal otherwise).
-POLL_S: Final = 0.05
-
-_LISTENING = re.compile(r"listening:\s+(\S+) \(agents\)")
 
 
 class BenchError(Exception):
@@ -77,67 +57,68 @@ class BenchUsageError(BenchError):
     """The bench's flags are out of range: bad usage, not a failed run."""
 
 
-class CpuTimes(Protocol):
-    """The two fields of ``psutil.Process.cpu_times()`` the benches use."""
-
-    @property
-    def user(self) -> float: ...
-
-    @property
-    def system(self) -> float: ...
-
-
 # ---------------------------------------------------------------------- timing and ratios
 
 
-def verify_rate(seconds: float = 1.0) -> float:
-    """This machine's single-core Ed25519 verify rate (per second): the router's ceiling per message."""
+def verify_rate(seconds: float = 1.0, cpus: Sequence[int] | None = None) -> float:
+    """This machine's single-core Ed25519 verify rate (per CPU second): the router's ceiling per message.
+
+    Measured on ``cpus`` (the router's CPU, before the router starts) when given, so the reference and
+    the router share a core.
+    """
+    previous = os.sched_getaffinity(0) if cpus is not None else None
+    if cpus is not None:
+        os.sched_setaffinity(0, set(cpus))
+    try:
+        return _verify_rate(seconds)
+    finally:
+        if previous is not None:
+            os.sched_setaffinity(0, previous)
+
+
+def _verify_rate(seconds: float) -> float:
+    # CPU time of this thread, not wall time: on a busy machine the router's figure is CPU time too, so
+    # the two stay comparable when other processes share the core
     from nacl.signing import SigningKey
 
     key = SigningKey.generate()
     signed = key.sign(b"x" * 200)
     vk = key.verify_key
     n = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    t0 = time.thread_time()
+    while time.thread_time() - t0 < seconds:
         for _ in range(100):
             vk.verify(signed)
         n += 100
-    return n / (time.perf_counter() - t0)
-
-
-def cpu_seconds_between(before: CpuTimes, after: CpuTimes) -> float:
-    """User plus system CPU seconds a process spent between two ``cpu_times()`` samples."""
-    return (after.user + after.system) - (before.user + before.system)
-
-
-def process_memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS MB, RssAnon MB) of a process, from ``/proc/PID/status``."""
-    rss = anon = 0.0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-            elif line.startswith("RssAnon:"):
-                anon = int(line.split()[1]) / 1024
-    return rss, anon
+    return n / (time.thread_time() - t0)
 
 
 def machine_summary() -> str:
-    """``N CPUs, python X.Y.Z``: the first words of each bench's report."""
-    return f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+    """``N CPUs (model), python X.Y.Z``: the first words of each bench's report."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}, python {sys.version.split()[0]}"
 
 
 # ---------------------------------------------------------------------- files and identities
 
 
-def tmpfs_mkdtemp(prefix: str, fallback: Path) -> Path:
-    """A new directory on tmpfs (``/dev/shm``) where it exists, else under ``fallback``.
+def tmpfs_root() -> Path | None:
+    """Where the routers the benches start keep their crash journals: ``$XDG_RUNTIME_DIR`` or ``/dev/shm``
+    (tmpfs, as in production: a journal on a disk would add its writes to every figure), or None."""
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR", ""), "/dev/shm"):
+        if candidate and Path(candidate).is_dir() and os.access(candidate, os.W_OK):
+            return Path(candidate)
+    return None
 
-    The routers' crash journals belong on tmpfs, as in production; the caller removes the directory.
-    """
-    shm = Path("/dev/shm")
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=shm if shm.is_dir() else fallback))
+
+def tmpfs_mkdtemp(prefix: str, fallback: Path) -> Path:
+    """A new directory under :func:`tmpfs_root`, else under ``fallback``; the caller removes it."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=tmpfs_root() or fallback))
 
 
 def grant_and_prove(store: MemoryStore, namespace: EntitySecret, grantee: EntitySecret,
@@ -157,78 +138,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# ---------------------------------------------------------------------- processes
+# ---------------------------------------------------------------------- the routers' status
 
 
-def pin_command(cpu: str, no_pin: bool) -> list[str]:
-    """``taskset -c CPU`` when pinning makes sense (two or more CPUs, taskset installed), else nothing."""
-    if no_pin or (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
-        return []
-    return ["taskset", "-c", cpu]
+async def _status(address: str) -> dict[str, object]:
+    # status needs no grant: like ``wavemq-edge status``, authenticate as a throwaway entity
+    async with await Client.connect(address, entity=create_entity(time.time() - 60, 3600),
+                                    reconnect=False) as client:
+        return await client.status()
 
 
-def start_router(config: Path, args: argparse.Namespace, log_path: Path, cpu: str = "0",
-                 profile: bool = True, log_level: str = "WARNING") -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``wavemq-edge run config`` pinned to ``cpu``; returns the process and its agent address."""
-    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child; closed below
-    cmd = [*pin_command(cpu, args.no_pin), sys.executable, "-m", "wavemq_edge", "--log-level", log_level,
-           "run", str(config)]
-    env = dict(os.environ)
-    if profile and getattr(args, "profile", None):
-        env["WAVEMQ_EDGE_PROFILE"] = str(Path(args.profile).resolve())
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    log.close()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        m = _LISTENING.search(log_path.read_text(errors="replace"))
-        if m:
-            return proc, m.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(POLL_S)
-    proc.kill()
-    raise RuntimeError(f"router did not start: {log_path.read_text(errors='replace')[-2000:]}")
+def router_status(address: str) -> dict[str, object]:
+    """One STATUS reply of the router at ``address`` (a short connection of its own)."""
+    return asyncio.run(_status(address))
 
 
-def start_worker(role: str, args: argparse.Namespace, router: str, d: Path, entity: Path, tag: str = "0",
-                 messages: int | None = None, rate: int = 0, prefix: str = "bench",
-                 identifier: str | None = None) -> subprocess.Popen[str]:
-    """Start a ``bench --role ROLE`` worker process on the CPUs other than the router's."""
-    cpus = "1" if (os.cpu_count() or 1) == 2 else f"1-{(os.cpu_count() or 2) - 1}"
-    cmd = [*pin_command(cpus, args.no_pin), sys.executable, "-m", "wavemq_edge", "bench", "--role", role,
-           "--router", router, "--dir", str(d), "--entity", str(entity),
-           "--messages", str(messages or args.messages), "--payload", str(args.payload),
-           "--concurrency", str(args.concurrency), "--tag", tag, "--rate", str(rate), "--prefix", prefix,
-           *(["--identifier", identifier] if identifier else [])]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def status_int(status: dict[str, object], key: str) -> int:
+    """An integer field of a status reply (0 when absent); for a map field, the sum of its values."""
+    value = status.get(key, 0)
+    if isinstance(value, dict):
+        return sum(int(v) for v in value.values() if isinstance(v, int))
+    return int(value) if isinstance(value, int) else 0
 
 
-def wait_for_file(path: Path, proc: subprocess.Popen[str], timeout: float = WORKER_READY_TIMEOUT_S) -> None:
-    """Wait until a worker writes ``path`` (its readiness signal); raise if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker failed: {proc.stderr.read() if proc.stderr else ''}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {path.name}")
-        time.sleep(POLL_S)
-
-
-def worker_result(proc: subprocess.Popen[str], timeout: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
-    """The JSON object a worker prints on its last line; raise if it failed."""
-    out, err = proc.communicate(timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({proc.returncode}): {err.strip()[-2000:]}")
-    parsed: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return parsed
-
-
-def stop_processes(procs: Iterable[subprocess.Popen[Any]]) -> None:
-    """Terminate each process still running; kill it if it has not exited after :data:`STOP_TIMEOUT_S`."""
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                p.kill()
+def subscription_depth(status: dict[str, object]) -> int:
+    """Messages waiting in (or in flight from) the router's subscription queues, from ``queue_detail``
+    (``queued_items`` counts the router's own queues too)."""
+    detail = status.get("queue_detail")
+    if not isinstance(detail, list):
+        return status_int(status, "queued_items")
+    return sum(int(q.get("depth", 0)) for q in detail if isinstance(q, dict) and q.get("kind") == "subscription")

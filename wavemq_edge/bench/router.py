@@ -1,57 +1,82 @@
-"""``wavemq-edge bench``: secured publish -> deliver throughput and latency of a real router process.
+"""``wavemq-edge bench``: what one router process costs per secured message, against the verify rate.
 
-The router runs as its own process, pinned to CPU 0 when ``taskset`` exists and the machine has two or
-more CPUs; the publisher and subscriber run as separate processes pinned to the other CPU(s), so the
-client is not what is measured. In the same run the bench measures this machine's single-core Ed25519
-verify rate, because the router's ceiling is one signature check per message: the ratio of the two is
-comparable across machines where absolute rates are not.
+The router runs as its own process pinned to CPU 0; the load workers (:mod:`.workers`) run pinned to the
+other CPU(s) and send pre-signed messages encoded once into frames (:mod:`.load`), so one client core
+outruns the router and the figure is the router's: its CPU per message, read from ``/proc/PID/stat`` over
+the measured window, and the capacity that implies (1e6 / CPU µs per message), beside this machine's
+single-core Ed25519 verify rate measured on the same core in the same run (the router's ceiling is one
+signature check per message, so the ratio is comparable across machines where absolute rates are not).
 
-Figures: messages/s delivered, latency p50/p99 (publisher's signing timestamp -> subscriber's receipt,
-same wall clock), router CPU seconds per message, router RSS and RssAnon idle and after the run, and the
-RSS added by 1000 idle subscriptions.
+Each run starts a fresh router and measures, in order: idle RSS / RssAnon; the saturated publish ->
+deliver phase (CPU per message, capacity, throughput, router utilisation, messages the subscriber's queue
+dropped); a paced phase at ``--paced-rate`` msg/s (CPU per message, latency p50/p99 from the signed
+timestamp to receipt, and disk bytes written per message delivered within the flush window, from
+``/proc/PID/io``); a ``--backlog`` queued for an absent durable subscriber (RssAnon growth, then after
+its drain); and the start time of a one-shot ``wavemq-edge pub`` and of ``wavemq-edge --help``.
+``--runs`` repeats everything (default 3) and the report gives min / median / max of each figure.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
-
-from ..wave import PSET_WAVEMQ, MemoryStore, Statement, create_entity
+from ..wave import PSET_WAVEMQ, MemoryStore, Statement, create_entity, format_id
 from .common import (
     DAY_S,
     BenchError,
-    BenchUsageError,
-    cpu_seconds_between,
     grant_and_prove,
-    machine_summary,
-    pin_command,
-    process_memory_mb,
-    start_router,
-    start_worker,
-    stop_processes,
+    router_status,
+    status_int,
+    subscription_depth,
     tmpfs_mkdtemp,
     verify_rate,
-    wait_for_file,
-    worker_result,
 )
+from .procs import POLL_S, Procs, server_cpus, wait_for_file, worker_result
+from .procstat import cpu_seconds, io_write_bytes, memory_mb
 
-__all__ = ["run_router_bench"]
+__all__ = ["RouterRun", "bench_run", "measure_saturated", "one_run"]
 
 #: Seconds the router is left alone before a memory sample (its start-up allocations settle).
 SETTLE_S: Final = 0.5
-#: Seconds the ``subs`` worker may take to open its 1000 subscriptions.
-SUBS_READY_TIMEOUT_S: Final = 120.0
+#: Seconds a subscriber may lag behind its publishers' last reply before the router's queues are asked
+#: whether anything is left to deliver.
+QUIET_S: Final = 1.0
+#: Seconds between two such status polls, and what one phase may take in all.
+STATUS_POLL_S: Final = 0.25
+PHASE_TIMEOUT_S: Final = 600.0
+#: Seconds a worker may take to sign its messages, per 1000 messages (a Pi signs about 2000/s).
+SIGN_S_PER_1000: Final = 2.0
 
 
-def _setup(d: Path) -> tuple[Path, Path]:
+@dataclass
+class RouterRun:
+    """One router of one run: its process, its address, and the files the workers need."""
+
+    d: Path
+    procs: Procs
+    router: subprocess.Popen[bytes]
+    address: str
+    entity: Path
+    ns_hash: str
+
+    @property
+    def status_address(self) -> str:
+        """Full status (queue detail) is for the local operator: the run's Unix socket."""
+        return f"unix:{self.d / 'agent.sock'}"
+
+
+def _setup(d: Path) -> tuple[Path, str]:
     now = time.time()
     ns = create_entity(now - 60, DAY_S)
     svc = create_entity(now - 60, DAY_S)
@@ -61,158 +86,237 @@ def _setup(d: Path) -> tuple[Path, Path]:
     grant = Statement(PSET_WAVEMQ, frozenset({"publish", "subscribe"}), ("*",))
     grant_and_prove(store, ns, svc, [grant], now, proof=d / "proof.pem", secret=d / "service.ent")
     (d / "ns.id").write_bytes(ns.id)
+    return d / "service.ent", format_id(ns.id)
+
+
+def _config(d: Path, journal: Path, args: argparse.Namespace) -> Path:
     config = d / "wavemq.toml"
-    journal = tmpfs_mkdtemp("wavemq-bench-journal-", d)
-    (d / "journal.path").write_text(str(journal))
     config.write_text(f"""
 [WaveConfig]
   database = "{d}/wave"
 [QueueConfig]
   queueDataStore = "{d}/queue"
-  journalDir = "{d}/journal"
+  journalDir = "{journal}"
+  flushInterval = {args.flush_interval}
+  subscriptionQueueMaxLength = {args.queue_max}
+  subscriptionQueueMaxSize = 1000
 [LocalConfig]
   listenAddr = "127.0.0.1:0"
+  unixSocket = "{d}/agent.sock"
 [RoutingConfig]
   PersistDataStore = "{d}/persist"
   RouterEntityFile = "{d}/router.ent"
 [LimitsConfig]
   maxConnections = 64
   maxSubscriptionsPerConnection = 300
+[MetricsConfig]
+  enabled = false
 """)
-    return config, d / "service.ent"
+    return config
 
 
-def _throughput(args: argparse.Namespace, router: subprocess.Popen[bytes], address: str, d: Path,
-                entity: Path, rate: float) -> dict[str, Any]:
-    """Publishers at full speed into one subscriber: throughput, latency under load, CPU and memory."""
-    rp = psutil.Process(router.pid)
-    time.sleep(SETTLE_S)
-    idle_rss, idle_anon = process_memory_mb(router.pid)
-    sub = start_worker("sub", args, address, d, entity, messages=args.messages * args.publishers)
-    wait_for_file(d / "sub-bench.ready", sub)
-    cpu0 = rp.cpu_times()
-    t0 = time.perf_counter()
-    pubs = [start_worker("pub", args, address, d, entity, tag=str(i)) for i in range(args.publishers)]
-    pub_results = [worker_result(p) for p in pubs]
-    sub_result = worker_result(sub)
+@contextlib.contextmanager
+def bench_run(args: argparse.Namespace) -> Iterator[RouterRun]:
+    """A run directory, a tmpfs journal, and a started router; on the way out (whatever the way) every
+    process of the run stopped by PID and both directories removed (``$WAVEMQ_BENCH_KEEP`` keeps the
+    run directory)."""
+    d = Path(tempfile.mkdtemp(prefix="wavemq-bench-"))
+    journal = tmpfs_mkdtemp("wavemq-bench-journal-", d)
+    try:
+        with Procs(args) as procs:
+            entity, ns_hash = _setup(d)
+            router, address = procs.start_router(_config(d, journal, args), d / "router.log", profile=True)
+            yield RouterRun(d, procs, router, address, entity, ns_hash)
+    finally:
+        shutil.rmtree(journal, ignore_errors=True)
+        if os.environ.get("WAVEMQ_BENCH_KEEP"):
+            print(f"kept {d}", file=sys.stderr)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _sign_timeout(messages: int) -> float:
+    return 30.0 + SIGN_S_PER_1000 * messages / 1000
+
+
+def await_subscriber(run: RouterRun, sub: subprocess.Popen[str], prefix: str, deadline: float) -> dict[str, Any]:
+    """The subscriber's figures once it has everything, or once the router has nothing left to deliver
+    (what its queue dropped never comes: the subscriber is told to stop). Bounded by ``deadline``."""
+    quiet_from = time.monotonic() + QUIET_S
+    while sub.poll() is None and time.monotonic() < deadline:
+        if time.monotonic() >= quiet_from:
+            if subscription_depth(router_status(run.status_address)) == 0:
+                (run.d / f"sub-{prefix}.stop").write_text("1")
+                break
+            time.sleep(STATUS_POLL_S)
+        else:
+            time.sleep(POLL_S)
+    return worker_result(sub, timeout=max(5.0, deadline - time.monotonic()))
+
+
+def _go(d: Path) -> None:
+    (d / "go").write_text("1")
+
+
+def _reset(d: Path, prefix: str) -> None:
+    for name in ("go", f"sub-{prefix}.ready", f"sub-{prefix}.stop"):
+        (d / name).unlink(missing_ok=True)
+
+
+def measure_saturated(run: RouterRun, args: argparse.Namespace, messages: int,
+                      prefix: str = "bench") -> dict[str, float]:
+    """Publishers at full speed into one subscriber: the router's CPU per delivered message."""
+    d, pid = run.d, run.router.pid
+    _reset(d, prefix)
+    total = messages * args.publishers
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    sub = run.procs.worker("sub", run.address, d, run.entity, messages=total, prefix=prefix)
+    wait_for_file(d / f"sub-{prefix}.ready", sub)
+    pubs = [run.procs.worker("pub", run.address, d, run.entity, messages=messages, tag=str(i), prefix=prefix)
+            for i in range(args.publishers)]
+    for i, p in enumerate(pubs):
+        wait_for_file(d / f"pub-{prefix}-{i}.ready", p, timeout=_sign_timeout(messages))
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    _go(d)
+    published = 0
+    client_cpu = 0.0
+    for p in pubs:
+        r = worker_result(p, timeout=max(5.0, deadline - time.monotonic()))
+        published += int(r["published"])
+        client_cpu += float(r["cpu_s"])
+        if r["refused"]:
+            raise BenchError(f"wavemq-edge bench: the router refused {r['refused']} publishes: {r['first_refusal']}")
+    sub_result = await_subscriber(run, sub, prefix, deadline)
+    client_cpu += float(sub_result["cpu_s"])
     wall = time.perf_counter() - t0
-    router_cpu = cpu_seconds_between(cpu0, rp.cpu_times())
-    loaded_rss, loaded_anon = process_memory_mb(router.pid)
+    cpu = cpu_seconds(pid) - cpu0
     delivered = int(sub_result["received"])
-    figures: dict[str, Any] = {
-        "messages": delivered,
-        "payload_bytes": args.payload,
-        "msgs_per_s": delivered / sub_result["seconds"] if sub_result["seconds"] > 0 else 0.0,
-        "end_to_end_msgs_per_s": delivered / wall,
-        "publisher_seconds": max(r["seconds"] for r in pub_results),
-        "latency_p50_ms": sub_result["p50_ms"],
-        "latency_p99_ms": sub_result["p99_ms"],
-        "router_cpu_s": router_cpu,
-        "router_cpu_us_per_msg": 1e6 * router_cpu / max(1, delivered),
-        "router_cpu_utilisation": router_cpu / wall,
-        "router_idle_rss_mb": idle_rss,
-        "router_idle_rss_anon_mb": idle_anon,
-        "router_loaded_rss_mb": loaded_rss,
-        "router_loaded_rss_anon_mb": loaded_anon,
-        "ed25519_verify_per_s_one_core": rate,
-        "pinned": bool(pin_command("0", args.no_pin)),
+    if delivered == 0:
+        raise BenchError("wavemq-edge bench: the subscriber received nothing")
+    us = 1e6 * cpu / delivered
+    return {
+        "sat_messages": float(published),
+        "sat_delivered": float(delivered),
+        # what the subscriber's queue dropped (the ephemeral queue and its drop counters end with it)
+        "sat_dropped": float(published - delivered),
+        "sat_cpu_us": us,
+        "sat_capacity": 1e6 / us,
+        "sat_throughput": delivered / wall,
+        "sat_router_busy": cpu / wall,
+        "sat_client_cpu_us": 1e6 * client_cpu / delivered,
     }
-    figures["ratio_to_verify_rate"] = figures["msgs_per_s"] / rate
-    figures["ratio_cpu_bound"] = (1e6 / figures["router_cpu_us_per_msg"]) / rate
+
+
+def _paced(run: RouterRun, args: argparse.Namespace) -> dict[str, float]:
+    """One publisher at ``--paced-rate`` msg/s, below capacity: CPU per message, latency, disk bytes."""
+    d, pid, prefix = run.d, run.router.pid, "paced"
+    _reset(d, prefix)
+    n = max(100, int(args.paced_rate * args.paced_seconds))
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    sub = run.procs.worker("sub", run.address, d, run.entity, messages=n, prefix=prefix, latency=True)
+    wait_for_file(d / f"sub-{prefix}.ready", sub)
+    pub = run.procs.worker("pub", run.address, d, run.entity, messages=n, rate=args.paced_rate, prefix=prefix)
+    wait_for_file(d / f"pub-{prefix}-0.ready", pub, timeout=_sign_timeout(n))
+    flushes0 = status_int(router_status(run.status_address), "flushes")
+    cpu0, io0 = cpu_seconds(pid), io_write_bytes(pid)
+    _go(d)
+    late_ms = float(worker_result(pub, timeout=max(5.0, deadline - time.monotonic()))["late_ms"])
+    lat = await_subscriber(run, sub, prefix, deadline)
+    cpu = cpu_seconds(pid) - cpu0
+    _await_flush(run, args, flushes0)  # the window's writes reach the disk, or were never needed
+    io1 = io_write_bytes(pid)
+    delivered = max(1, int(lat["received"]))
+    figures = {
+        "paced_cpu_us": 1e6 * cpu / delivered,
+        "paced_p50_ms": float(lat["p50_ms"]),
+        "paced_p99_ms": float(lat["p99_ms"]),
+        "paced_late_ms": late_ms,
+    }
+    if io0 is not None and io1 is not None:
+        figures["flash_bytes_per_msg"] = (io1 - io0) / delivered
     return figures
 
 
-def _paced_latency(args: argparse.Namespace, address: str, d: Path, entity: Path) -> dict[str, Any]:
-    """One publisher at ``--latency-rate`` msg/s, below capacity: latency of the router, not of a queue."""
-    n = max(100, args.latency_rate * 5)
-    (d / "sub-bench.ready").unlink()
-    lsub = start_worker("sub", args, address, d, entity, messages=n)
-    wait_for_file(d / "sub-bench.ready", lsub)
-    lpub = start_worker("pub", args, address, d, entity, tag="lat", messages=n, rate=args.latency_rate)
-    worker_result(lpub)
-    lat = worker_result(lsub)
-    return {
-        "paced_rate_msgs_per_s": args.latency_rate,
-        "paced_latency_p50_ms": lat["p50_ms"],
-        "paced_latency_p99_ms": lat["p99_ms"],
-    }
-
-
-def _idle_subscriptions(args: argparse.Namespace, router: subprocess.Popen[bytes], address: str, d: Path,
-                        entity: Path) -> dict[str, Any]:
-    """The router memory added by 1000 idle durable subscriptions."""
-    before_rss, before_anon = process_memory_mb(router.pid)
-    holder = start_worker("subs", args, address, d, entity)
-    wait_for_file(d / "subs.ready", holder, timeout=SUBS_READY_TIMEOUT_S)
+def _backlog(run: RouterRun, args: argparse.Namespace) -> dict[str, float]:
+    """RssAnon added by ``--backlog`` messages queued for an absent durable subscriber, and after it
+    comes back and drains them."""
+    d, pid, prefix = run.d, run.router.pid, "backlog"
+    _reset(d, prefix)
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    worker_result(run.procs.worker("sub", run.address, d, run.entity, messages=0, prefix=prefix,
+                                   identifier="absent"), timeout=60.0)  # subscribe, then go away
     time.sleep(SETTLE_S)
-    after_rss, after_anon = process_memory_mb(router.pid)
-    (d / "subs.stop").write_text("1")
-    worker_result(holder)
-    return {
-        "subs_1000_rss_added_mb": after_rss - before_rss,
-        "subs_1000_rss_anon_added_mb": after_anon - before_anon,
-    }
+    anon0 = memory_mb(pid)[1]
+    pub = run.procs.worker("pub", run.address, d, run.entity, messages=args.backlog, prefix=prefix)
+    wait_for_file(d / f"pub-{prefix}-0.ready", pub, timeout=_sign_timeout(args.backlog))
+    flushes0, io0 = status_int(router_status(run.status_address), "flushes"), io_write_bytes(pid)
+    _go(d)
+    worker_result(pub, timeout=max(5.0, deadline - time.monotonic()))
+    time.sleep(SETTLE_S)
+    anon1 = memory_mb(pid)[1]
+    _await_flush(run, args, flushes0)
+    io1 = io_write_bytes(pid)
+    _reset(d, prefix)
+    sub = run.procs.worker("sub", run.address, d, run.entity, messages=args.backlog, prefix=prefix,
+                           identifier="absent")
+    await_subscriber(run, sub, prefix, deadline)
+    time.sleep(SETTLE_S)
+    figures = {"backlog_anon_mb": anon1 - anon0, "backlog_drained_anon_mb": memory_mb(pid)[1] - anon0}
+    if io0 is not None and io1 is not None:
+        figures["backlog_bytes_per_msg"] = (io1 - io0) / args.backlog
+    return figures
 
 
-def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
-    d = Path(tempfile.mkdtemp(prefix="wavemq-bench-"))
-    router: subprocess.Popen[bytes] | None = None
-    try:
-        config, entity = _setup(d)
-        rate = verify_rate()
-        router, address = start_router(config, args, d / "router.log")
-        figures = _throughput(args, router, address, d, entity, rate)
-        if args.latency_rate > 0:
-            figures.update(_paced_latency(args, address, d, entity))
-        if not args.skip_subscriptions:
-            figures.update(_idle_subscriptions(args, router, address, d, entity))
-        return figures
-    finally:
-        if router is not None:
-            stop_processes([router])
-        journal_note = d / "journal.path"
-        if journal_note.exists():
-            shutil.rmtree(journal_note.read_text(), ignore_errors=True)
-        shutil.rmtree(d, ignore_errors=True)
+def _await_flush(run: RouterRun, args: argparse.Namespace, flushes0: int) -> None:
+    """Wait (bounded: two flush intervals) until the router has flushed since ``flushes0``."""
+    deadline = time.monotonic() + 2 * args.flush_interval + 5
+    while status_int(router_status(run.status_address), "flushes") <= flushes0 and time.monotonic() < deadline:
+        time.sleep(STATUS_POLL_S)
 
 
-def _report(figures: dict[str, Any]) -> str:
-    f = figures
-    lines = [
-        f"machine: {machine_summary()}, "
-        f"router {'pinned to CPU 0, clients to the others' if f['pinned'] else 'not pinned'}",
-        f"messages delivered         {f['messages']} x {f['payload_bytes']} B payload",
-        f"throughput                 {f['msgs_per_s']:,.0f} msg/s (end to end incl. ramp: "
-        f"{f['end_to_end_msgs_per_s']:,.0f})",
-        f"latency at full load       p50 {f['latency_p50_ms']:.1f} ms / p99 {f['latency_p99_ms']:.1f} ms "
-        "(includes queueing in the saturated publisher)",
-        f"router CPU                 {f['router_cpu_us_per_msg']:.0f} us/msg, "
-        f"{100 * f['router_cpu_utilisation']:.0f}% of one core",
-        f"router RSS idle / loaded   {f['router_idle_rss_mb']:.1f} MB / {f['router_loaded_rss_mb']:.1f} MB "
-        f"(RssAnon {f['router_idle_rss_anon_mb']:.1f} / {f['router_loaded_rss_anon_mb']:.1f} MB)",
-        f"Ed25519 verify, one core   {f['ed25519_verify_per_s_one_core']:,.0f} /s",
-        f"ratio to verify rate       {f['ratio_to_verify_rate']:.2f} (CPU-bound estimate "
-        f"{f['ratio_cpu_bound']:.2f})",
-    ]
-    if "paced_latency_p50_ms" in f:
-        lines.append(f"latency at {f['paced_rate_msgs_per_s']} msg/s    p50 {f['paced_latency_p50_ms']:.1f} ms / "
-                     f"p99 {f['paced_latency_p99_ms']:.1f} ms (publish signed -> delivered)")
-    if "subs_1000_rss_added_mb" in f:
-        lines.append(f"1000 subscriptions add     {f['subs_1000_rss_added_mb']:.1f} MB RSS "
-                     f"({f['subs_1000_rss_anon_added_mb']:.1f} MB RssAnon)")
-    return "\n".join(lines)
+def _subscriptions(run: RouterRun) -> dict[str, float]:
+    """The router memory 1000 idle durable subscriptions add."""
+    before_rss, before_anon = memory_mb(run.router.pid)
+    holder = run.procs.worker("subs", run.address, run.d, run.entity, messages=0)
+    wait_for_file(run.d / "subs.ready", holder)
+    time.sleep(SETTLE_S)
+    after_rss, after_anon = memory_mb(run.router.pid)
+    (run.d / "subs.stop").write_text("1")
+    worker_result(holder, timeout=120.0)
+    return {"subs_rss_mb": after_rss - before_rss, "subs_anon_mb": after_anon - before_anon}
 
 
-def run_router_bench(args: argparse.Namespace) -> None:
-    """Validate the flags, run the bench, print the figures; raise :class:`.BenchError` on failure."""
-    if args.messages < 1 or args.concurrency < 1 or args.publishers < 1 or args.payload < 0:
-        raise BenchUsageError("wavemq-edge bench: --messages, --concurrency and --publishers must be >= 1, "
-                              "--payload >= 0")
-    try:
-        figures = _orchestrate(args)
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-        raise BenchError(f"wavemq-edge bench: {exc}") from exc
-    if args.json:
-        print(json.dumps(figures, sort_keys=True))
-    else:
-        print(_report(figures))
+def _timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"wavemq-edge bench: {' '.join(cmd[-3:])} failed: {done.stderr.decode()[-300:]}")
+    return 1000 * (time.perf_counter() - t0)
+
+
+def _start_times(run: RouterRun) -> dict[str, float]:
+    """Wall milliseconds of a one-shot ``wavemq-edge pub`` (to this router) and of ``--help``."""
+    script = Path(sys.executable).parent / "wavemq-edge"
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "wavemq_edge"]
+    pub = [*base, "pub", "--router", run.address, "--entity", str(run.entity), "--namespace", run.ns_hash,
+           "--proof", str(run.d / "proof.pem"), "oneshot/t1", "21.5"]
+    return {"start_pub_ms": _timed(pub), "start_help_ms": _timed([*base, "--help"])}
+
+
+def one_run(args: argparse.Namespace) -> dict[str, float]:
+    """Every figure of one run, against a fresh router."""
+    figures = {"verify_per_s": verify_rate(cpus=server_cpus(args.no_pin))}
+    figures["verify_us"] = 1e6 / figures["verify_per_s"]
+    with bench_run(args) as run:
+        time.sleep(SETTLE_S)
+        figures["idle_rss_mb"], figures["idle_anon_mb"] = memory_mb(run.router.pid)
+        figures.update(measure_saturated(run, args, args.messages))
+        figures["sat_ratio"] = figures["sat_capacity"] / figures["verify_per_s"]
+        if args.paced_rate > 0:
+            figures.update(_paced(run, args))
+        if args.backlog > 0:
+            figures.update(_backlog(run, args))
+        if args.subscriptions:
+            figures.update(_subscriptions(run))
+        figures.update(_start_times(run))
+    return figures
