@@ -8,6 +8,8 @@ from router_helpers import T0, YEAR, Agent, World, make_core
 from wavemq_edge.router import RouterCore, RouterOptions
 from wavemq_edge.router.channel import ChannelError, ChannelRole, SecureChannel
 from wavemq_edge.router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession, UplinkSet
+from wavemq_edge.router.trunk.lanes import AckedRanges
+from wavemq_edge.router.trunk.uplink import PROMOTE_MAX
 from wavemq_edge.storage import MemoryBackend, QueueLimits
 from wavemq_edge.wave import (
     PSET_WAVEMQ,
@@ -70,6 +72,7 @@ class Tier:
         for _ in range(100):
             assert self.up is not None and self.peer is not None
             self.up.prepare_output(now)
+            self.to_dr(b"", now)
             self.dr.service()
             self.site.service()
             self.peer.prepare_output(now)
@@ -77,9 +80,17 @@ class Tier:
             if not a and not b:
                 return
             if a:
-                self.peer.receive_bytes(a, now, T0 + now)
+                self.to_dr(a, now)
             if b:
                 self.up.receive_bytes(b, now, T0 + now)
+
+    def to_dr(self, data: bytes, now: float = 0.0) -> None:
+        """Bytes from the site reach the DR, which admits every batch (the glue does it in slices)."""
+        assert self.peer is not None
+        if data:
+            self.peer.receive_bytes(data, now, T0 + now)
+        while self.peer.has_work():
+            self.peer.work(now, T0 + now, 1 << 30)
 
 
 def publish(agent: Agent, world: World, uri: str, text: str, router: RouterCore) -> None:
@@ -146,7 +157,7 @@ def test_outage_backlog_is_resent_and_duplicates_dropped(world: World) -> None:
     assert t.up is not None and t.peer is not None
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # hello
     t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # accept -> auth + first batches
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.to_dr(t.up.bytes_to_send())
     assert t.peer.received == 8
     t.peer.bytes_to_send()  # the acks are lost
     t.cut()
@@ -268,70 +279,223 @@ def test_dead_link_is_detected(world: World) -> None:
     assert t.up.closing and "no traffic" in t.up.close_reason
 
 
-def test_wire_bytes_per_message(world: World) -> None:
-    t = Tier(world)
+def _sign(pub: Agent, world: World, proof: bytes, t: Tier, i: int, at: float) -> Message:
+    """A message shaped as ``bench --tier`` sends them (its 136 bytes per message is the figure to hold)."""
+    return sign_message(pub.who, namespace=world.ns.id, uri=f"bench/p0/m{i % 100}", payload=[("b", bytes(64))],
+                        proof_id=object_id(proof), now=at, origin_router=t.site.router_id)
+
+
+@pytest.mark.parametrize("overflow", [False, True])
+def test_wire_bytes_per_message(world: World, overflow: bool) -> None:
+    """Both directions, framing and encryption included, 64-byte payloads. Windowed: a burst within the
+    window, written in one pass. Overflowing: a fast publisher far beyond a small window, the site writing
+    after every publish and the DR answering as it goes (before: each message beyond the window went out
+    as its own ~200-byte frame)."""
+    t = Tier(world, window=512)
     t.connect()
     pub = Agent(t.site, world.entity())
     proof = world.proof(pub.who, "publish")
     pub.request(FrameType.PROOF, proof)
-    n = 500
-    for i in range(n):
-        m = sign_message(pub.who, namespace=world.ns.id, uri=f"building01/floor2/room{i % 50:03d}/temp",
-                         payload=[("b", bytes(64))], proof_id=object_id(proof), now=T0 + i / 1000,
-                         origin_router=t.site.router_id)
-        assert len(m.uri) == 30
-        pub.request(FrameType.PUBLISH, m.raw)
+    n = 3000 if overflow else 500
+    for i in range(500):
+        pub.request(FrameType.PUBLISH, _sign(pub, world, proof, t, i, T0 + i / 1000).raw)
     t.pump()  # warm: definitions (proof, ids) go once per connection
     assert t.up is not None and t.peer is not None
-    for i in range(n):
-        m = sign_message(pub.who, namespace=world.ns.id, uri=f"building01/floor2/room{i % 50:03d}/temp",
-                         payload=[("b", bytes(64))], proof_id=object_id(proof), now=T0 + 1 + i / 1000,
-                         origin_router=t.site.router_id)
-        pub.request(FrameType.PUBLISH, m.raw)
     total = 0
-    for _ in range(100):
+    for i in range(n):
+        pub.request(FrameType.PUBLISH, _sign(pub, world, proof, t, i, T0 + 1 + i / 1000).raw)
+        if overflow:  # a write pass per publish; the DR's acks come back every few publishes
+            t.up.prepare_output(0.0)
+            a = t.up.bytes_to_send()
+            total += len(a)
+            if a:
+                t.to_dr(a)
+            if i % 64 == 0:  # slower than the publisher: the window (512) fills and overflows
+                b = t.peer.bytes_to_send()
+                total += len(b)
+                t.up.receive_bytes(b, 0.0, T0)
+    for _ in range(1000):
         t.up.prepare_output(0.0)
         a, b = t.up.bytes_to_send(), t.peer.bytes_to_send()
         total += len(a) + len(b)
         if not a and not b:
             break
         if a:
-            t.peer.receive_bytes(a, 0.0, T0)
+            t.to_dr(a)
         if b:
             t.up.receive_bytes(b, 0.0, T0)
     per_message = total / n
     assert t.uplink.backlog() == 0
-    print(f"trunk bytes per message, both directions: {per_message:.1f}")
-    assert per_message <= 168, per_message
+    print(f"trunk bytes per message, both directions ({'overflowing' if overflow else 'windowed'}): "
+          f"{per_message:.1f}")
+    assert per_message <= 136, per_message
 
 
-def test_live_lane_overtakes_a_backlog_without_breaking_any_publishers_order(world: World) -> None:
+def test_live_lane_carries_a_backlogged_publishers_new_messages(world: World) -> None:
+    """A publisher with a long backlog (over PROMOTE_MAX) publishes again once the uplink is up: its new
+    messages reach the DR's subscriber while its backlog is still draining; each lane keeps its order."""
     t = Tier(world, window=8)
     dr_sub = Agent(t.dr, world.entity())
     subscribe(dr_sub, world, "*", "cloud", t.dr)
-    backlogged, live = Agent(t.site, world.entity()), Agent(t.site, world.entity())
-    for i in range(40):  # uplink down
-        publish(backlogged, world, f"b/{i}", f"b{i}", t.site)
+    pub = Agent(t.site, world.entity())
+    backlog = PROMOTE_MAX + 36
+    for i in range(backlog):  # uplink down
+        publish(pub, world, f"b/{i}", f"b{i}", t.site)
     t.connect(pump=False)
     assert t.up is not None and t.peer is not None
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # open: the first window of the backlog goes out
-    publish(live, world, "l/1", "live1", t.site)  # nothing of this publisher is queued: live lane
-    publish(backlogged, world, "b/40", "b40", t.site)  # this one waits behind its own backlog
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    for i in range(3):
+        publish(pub, world, f"l/{i}", f"live{i}", t.site)
+    t.up.prepare_output(0.0)
+    t.to_dr(t.up.bytes_to_send())
     t.dr.service()
     first = texts(dr_sub)
-    # live1 arrived while most of the backlog (40 messages, window 8) was still at the site
-    assert "live1" in first and "b40" not in first
-    assert len([x for x in first if x.startswith("b")]) <= 8
+    assert [x for x in first if x.startswith("live")] == ["live0", "live1", "live2"]
+    assert len([x for x in first if x.startswith("b")]) <= 8  # most of the backlog is still at the site
     got = first
-    for _ in range(20):
+    for i in range(3, 6):  # more live messages while the drain goes on
+        publish(pub, world, f"l/{i}", f"live{i}", t.site)
         t.pump()
         got += texts(dr_sub)
-    assert got.count("live1") == 1
-    b = [x for x in got if x.startswith("b")]
-    assert b == [f"b{i}" for i in range(41)]  # the backlogged publisher's order is intact
-    assert t.uplink.stats.live == 1 and t.uplink.backlog() == 0
+    for _ in range(40):
+        t.pump()
+        got += texts(dr_sub)
+    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(backlog)]
+    assert [x for x in got if x.startswith("live")] == [f"live{i}" for i in range(6)]
+    assert t.uplink.backlog() == 0 and t.uplink.stats.live >= 3
+    assert t.dr.counters.duplicates == 0
+
+
+def test_a_small_backlog_goes_first_and_keeps_its_publishers_order(world: World) -> None:
+    """A publisher with a few queued messages (the live publisher of a real outage) is not stuck behind
+    another's long backlog: its queued messages go first by the live lane, then its new ones, in order."""
+    t = Tier(world, window=8)
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    bulk, sensor = Agent(t.site, world.entity()), Agent(t.site, world.entity())
+    for i in range(PROMOTE_MAX + 36):
+        publish(bulk, world, f"b/{i}", f"b{i}", t.site)
+    for i in range(3):
+        publish(sensor, world, f"s/{i}", f"s{i}", t.site)  # queued last, behind the bulk
+    t.connect(pump=False)
+    assert t.up is not None and t.peer is not None
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
+    publish(sensor, world, "s/3", "s3", t.site)
+    t.up.prepare_output(0.0)
+    t.to_dr(t.up.bytes_to_send())
+    t.dr.service()
+    first = texts(dr_sub)
+    assert first[:3] == ["s0", "s1", "s2"]  # the live lane is admitted first at the DR (s3: next frame)
+    got = first
+    for _ in range(40):
+        t.pump()
+        got += texts(dr_sub)
+    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(PROMOTE_MAX + 36)]
+    assert [x for x in got if x.startswith("s")] == ["s0", "s1", "s2", "s3"] and t.uplink.backlog() == 0
+
+
+def test_the_dr_admits_a_publishers_backlog_before_its_live_message(world: World) -> None:
+    """At the DR, a live batch overtakes backlog batches received before it, except the live message's
+    own publisher's: those are admitted first (order per publisher)."""
+    t = Tier(world, window=64)
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    bulk, pub = Agent(t.site, world.entity()), Agent(t.site, world.entity())
+    for i in range(PROMOTE_MAX + 36):
+        publish(bulk, world, f"b/{i}", f"b{i}", t.site)
+    for i in range(PROMOTE_MAX + 6):  # too many to go first: in the backlog lane, mixed with the bulk
+        publish(pub, world, f"p/{i}", f"p{i}", t.site)
+    t.connect(pump=False)
+    assert t.up is not None and t.peer is not None
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
+    publish(pub, world, "p/live", "plive", t.site)
+    t.up.prepare_output(0.0)
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # decoded, not yet admitted
+    assert t.peer.has_work()
+    t.peer.work(0.0, T0, 1)  # one slice: the live message, after its publisher's queued ones
+    t.dr.service()
+    got = texts(dr_sub)
+    assert got == ["plive"]  # none of its publisher's backlog was at the DR yet (window 64 < the bulk)
+    for _ in range(40):
+        t.pump()
+        got += texts(dr_sub)
+    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(PROMOTE_MAX + 36)]
+    assert [x for x in got if x.startswith("p") and x != "plive"] == [f"p{i}" for i in range(PROMOTE_MAX + 6)]
+
+
+def test_the_dr_flushes_a_publishers_received_backlog_before_its_live_message(world: World) -> None:
+    t = Tier(world, window=4096)
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    bulk, pub = Agent(t.site, world.entity()), Agent(t.site, world.entity())
+    for i in range(200):
+        publish(bulk, world, f"b/{i}", f"b{i}", t.site)
+        if i % 2 == 0:
+            publish(pub, world, f"p/{i}", f"p{i}", t.site)
+    t.connect(pump=False)
+    assert t.up is not None and t.peer is not None
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # the whole backlog: decoded, not admitted
+    publish(pub, world, "p/live", "plive", t.site)
+    t.up.prepare_output(0.0)
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.peer.work(0.0, T0, 1)
+    t.dr.service()
+    got = texts(dr_sub)
+    assert got == [f"p{i}" for i in range(0, 200, 2)] + ["plive"]  # its backlog first, nobody else's
+    for _ in range(40):
+        t.pump()
+        got += texts(dr_sub)
+    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(200)]
+    assert t.uplink.backlog() == 0
+
+
+def test_a_reconnect_does_not_resend_what_the_live_lane_had_acknowledged(world: World) -> None:
+    t = Tier(world, window=8)
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    pub = Agent(t.site, world.entity())
+    for i in range(PROMOTE_MAX + 36):
+        publish(pub, world, f"b/{i}", f"b{i}", t.site)
+    t.connect(pump=False)
+    assert t.up is not None and t.peer is not None
+    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
+    for i in range(20):
+        publish(pub, world, f"l/{i}", f"live{i}", t.site)
+    t.up.prepare_output(0.0)
+    t.to_dr(t.up.bytes_to_send())
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # acks of the first backlog window and the live lane
+    t.up.prepare_output(0.0)
+    t.up.bytes_to_send()  # lost with the connection
+    assert len(t.uplink.acked) >= 1  # the live lane's messages: acknowledged, kept queued behind the backlog
+    t.cut()
+    t.connect(1.0)
+    got = []
+    for _ in range(40):
+        t.pump(1.0)
+        got += texts(dr_sub)
+    assert t.uplink.backlog() == 0 and len(t.uplink.acked) == 0
+    assert t.dr.counters.duplicates == 0  # nothing acknowledged was sent again
+    assert sorted(got) == sorted([f"b{i}" for i in range(PROMOTE_MAX + 36)] + [f"live{i}" for i in range(20)])
+
+
+def test_acked_ranges_merge_and_release_a_prefix() -> None:
+    r = AckedRanges()
+    r.add(10, 12)
+    r.add(20, 20)
+    r.add(13, 15)  # adjacent: merged
+    r.add(17, 19)
+    assert len(r) == 2 and r.covering(14) == 15 and r.covering(16) is None and r.covering(20) == 20
+    assert r.next_start(15) == 17 and r.next_start(20) is None
+    assert r.take_prefix(5) is None and len(r) == 2
+    assert r.take_prefix(10) == 15 and len(r) == 1
+    r.add(16, 16)
+    assert r.take_prefix(16) == 20 and len(r) == 0
 
 
 @pytest.mark.parametrize("case", ["ack-with-text-sequence", "frame-only-a-site-sends", "ack-missing-field"])
