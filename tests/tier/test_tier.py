@@ -377,3 +377,54 @@ def test_revocation_issued_at_the_dr_reaches_the_site_when_it_reconnects(tier: T
         await doomed.close()
 
     run(main())
+
+
+LIVE_BACKLOG = int(os.environ.get("WAVEMQ_TIER_LIVE_BACKLOG", "6000"))
+
+
+def test_a_backlogged_publishers_live_messages_do_not_wait_for_the_drain(tier: Tier) -> None:
+    """One publisher queues a backlog of thousands while the uplink is down; once it is up again the same
+    publisher's new messages reach the DR's subscriber while its backlog is still draining (the live lane),
+    each lane in order, nothing lost or twice."""
+    site, proxy = tier.sites[0], tier.proxies[0]
+    ns = tier.dir / "namespace.ent"
+    live_n = 5
+
+    async def main() -> None:
+        at_dr = await client(tier.dr, tier)
+        cloud = at_dr.subscribe(ns, "lv/*", identifier="cloud")
+        await cloud.start()
+        at_site = await client(site, tier)
+        local = at_site.subscribe(ns, "lv/b/*", identifier="local")
+        await local.start()
+        await await_until(lambda: "event=uplink_up" in site.output(), 20, "uplink up")
+        proxy.set_mode("cut", rst=True)
+        await await_until(lambda: "event=uplink_down" in site.output(), 15, "uplink down")
+        sem = asyncio.Semaphore(64)
+
+        async def pub(i: int) -> None:
+            async with sem:
+                await at_site.publish(ns, f"lv/b/{i % 50}", f"b{i}")
+
+        await asyncio.gather(*[pub(i) for i in range(LIVE_BACKLOG)])
+        accepted = texts(await collect(local, LIVE_BACKLOG, 120))  # the order the site queued them in
+        assert len(accepted) == LIVE_BACKLOG
+        proxy.set_mode("pass")
+        await await_until(lambda: site.output().count("event=uplink_up") >= 2, 30, "uplink up again")
+        t_up = time.monotonic()
+        for j in range(live_n):
+            await at_site.publish(ns, f"lv/l/{j}", f"l{j}")
+        got = await collect(cloud, LIVE_BACKLOG + live_n, 240)
+        drained = time.monotonic() - t_up
+        arrived = texts(got)
+        assert len(arrived) == LIVE_BACKLOG + live_n and len(set(arrived)) == len(arrived)
+        assert [x for x in arrived if x.startswith("b")] == accepted  # the backlog in order
+        assert [x for x in arrived if x.startswith("l")] == [f"l{j}" for j in range(live_n)]  # live in order
+        last_live = max(arrived.index(f"l{j}") for j in range(live_n))
+        # the live messages did not wait for the drain: they arrived with most of the backlog still to come
+        assert last_live < LIVE_BACKLOG // 2, f"last live message arrived at {last_live} of {len(arrived)} " \
+                                              f"(drain {drained:.1f} s)"
+        await at_dr.close()
+        await at_site.close()
+
+    run(main(), timeout=400)
