@@ -439,6 +439,8 @@ def test_the_dr_flushes_a_publishers_received_backlog_before_its_live_message(wo
     assert t.up is not None and t.peer is not None
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
+    while t.up.has_work():  # a batch per loop iteration in the glue
+        t.up.prepare_output(0.0)
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # the whole backlog: decoded, not admitted
     publish(pub, world, "p/live", "plive", t.site)
     t.up.prepare_output(0.0)

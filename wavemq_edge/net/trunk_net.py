@@ -84,6 +84,7 @@ class _TrunkProtocol(asyncio.Protocol):
             transport.close()
         else:
             self._arm()
+            self._schedule_work()
 
     def _arm(self) -> None:
         deadline = self.session.next_deadline()

@@ -102,7 +102,8 @@ class TrunkEnd:
         ``bytes_to_send``."""
 
     def has_work(self) -> bool:
-        """Received input not yet processed (the DR's admission of backlog batches, in slices)."""
+        """Work left for later loop iterations: received batches not yet admitted (DR), backlog batches not
+        yet sent (site). The glue calls ``work`` and then writes while this holds."""
         return False
 
     def work(self, now: float, wall: float, budget: int) -> None:

@@ -261,15 +261,24 @@ class UplinkSession(TrunkEnd):
     # ------------------------------------------------------------------ the two lanes
 
     def prepare_output(self, now: float) -> None:
-        """Send batches while each lane's window has room: the live lane (small backlogs, then what was
-        published since the connection opened) first, then the backlog."""
+        """Send the live lane (small backlogs, then what was published since the connection opened) while
+        its window has room, then one batch of the backlog: the glue calls again while ``has_work``, so
+        each backlog batch is written in its own loop iteration and a live message never waits for a
+        window's worth of backlog to be encoded."""
         if not self.up or self.closing:
             return
         self._send_live(now)
         self._send_backlog(now)
 
+    def has_work(self) -> bool:
+        return (self.up and not self.closing and not self.backlog_sent()
+                and self.options.window - self._backlog_lane.inflight >= self._room_needed())
+
     def backlog_sent(self) -> bool:
         return self._backlog_cursor >= self._boundary
+
+    def _room_needed(self) -> int:
+        return 1 if self._backlog_lane.inflight == 0 else self._full_frame()
 
     def _send_live(self, now: float) -> None:
         lane, window = self._live_lane, self.options.window
@@ -308,14 +317,12 @@ class UplinkSession(TrunkEnd):
 
     def _send_backlog(self, now: float) -> None:
         lane, window, acked = self._backlog_lane, self.options.window, self.uplink.acked
-        while lane.inflight < window and self._backlog_cursor < self._boundary:
+        while window - lane.inflight >= self._room_needed() and self._backlog_cursor < self._boundary:
             end = acked.covering(self._backlog_cursor + 1)
             if end is not None:  # acknowledged on an earlier connection
                 self._backlog_cursor = end
                 continue
             room = min(BATCH_MESSAGES, window - lane.inflight)
-            if room < self._full_frame() and lane.inflight > 0:
-                return
             stop = min(self._boundary, (acked.next_start(self._backlog_cursor) or self._boundary + 1) - 1)
             items = [it for it in self.core.queues.peek(self.uplink.queue_id, self._backlog_cursor, room)
                      if it[0] <= stop]
@@ -327,6 +334,7 @@ class UplinkSession(TrunkEnd):
             entries = [it for it in items if it[0] not in self._promoted]
             if entries:
                 self._send_frame(False, entries, now)
+                return  # one batch per call (see prepare_output)
 
     def _send_frame(self, live: bool, items: list[tuple[int, bytes]], now: float) -> None:
         seqs, defs, base_ts, blob = self._batch(items)
