@@ -486,6 +486,31 @@ def test_a_reconnect_does_not_resend_what_the_live_lane_had_acknowledged(world: 
     assert sorted(got) == sorted([f"b{i}" for i in range(PROMOTE_MAX + 36)] + [f"live{i}" for i in range(20)])
 
 
+@pytest.mark.parametrize("lane", [True, 3, "live"])
+def test_an_earlier_sites_live_frame_is_admitted_and_an_unknown_lane_refused(world: World, lane: object) -> None:
+    """``lane`` true: the single live message an earlier site sends, admitted and acknowledged only with
+    its backlog (the DR must not acknowledge it by sequence: that site would drop its backlog). Any
+    other value than false, 2 or true is a protocol violation."""
+    t = Tier(world)
+    t.connect()
+    assert t.up is not None and t.peer is not None
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    pub = Agent(t.site, world.entity())
+    proof = world.proof(pub.who, "publish")
+    msg = _sign(pub, world, proof, t, 1, T0)
+    defs, base_ts, blob = t.up.encoder.encode_batch([(msg, proof)])
+    t.up.channel.send(FrameType.T_PUB, 7, defs, base_ts, blob, [], lane)
+    t.to_dr(t.up.bytes_to_send())
+    t.dr.service()
+    if lane is True:
+        assert t.dr.counters.published == 1 and len(texts(dr_sub)) == 1
+        assert t.peer.bytes_to_send() == b""  # no T_ACK for it
+        assert not t.peer.closing
+    else:
+        assert t.peer.closing and "T_PUB lane" in t.peer.close_reason, t.peer.close_reason
+
+
 def test_acked_ranges_merge_and_release_a_prefix() -> None:
     r = AckedRanges()
     r.add(10, 12)
