@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from router_helpers import T0, YEAR, Agent, World, make_core
 
 from wavemq_edge.router import RouterCore, RouterOptions
 from wavemq_edge.router.channel import ChannelError, ChannelRole, SecureChannel
 from wavemq_edge.router.trunk import PeerSession, TrunkOptions, Uplink, UplinkSession, UplinkSet
-from wavemq_edge.router.trunk.lanes import AckedRanges
-from wavemq_edge.router.trunk.uplink import PROMOTE_MAX
+from wavemq_edge.router.trunk.lanes import PROMOTE_MAX, AckedRanges
 from wavemq_edge.storage import MemoryBackend, QueueLimits
 from wavemq_edge.wave import (
     PSET_WAVEMQ,
@@ -46,12 +47,12 @@ class Tier:
         opts = RouterOptions(subscription_limits=QueueLimits(100_000, 1 << 26, 86400), inflight_window=256)
         self.dr = make_core(options=opts, backend=MemoryBackend(), router_id=self.dr_entity.id,
                             designated=frozenset({world.ns.id}))
-        uplinks = UplinkSet()
+        self.uplinks = UplinkSet()
         self.site = make_core(options=opts, backend=MemoryBackend(), router_id=self.site_entity.id,
-                              trunked={world.ns.id: QueueLimits(100_000, 1 << 26, 86400)}, hooks=uplinks)
+                              trunked={world.ns.id: QueueLimits(100_000, 1 << 26, 86400)}, hooks=self.uplinks)
         self.options = TrunkOptions(window=window)
         self.uplink = Uplink(self.site, self.site_entity, world.ns.id, "dr:4515", self.options, T0)
-        uplinks.add(self.uplink)
+        self.uplinks.add(self.uplink)
         self.up: UplinkSession | None = None
         self.peer: PeerSession | None = None
 
@@ -66,6 +67,13 @@ class Tier:
         self.peer.connection_lost(now)
         self.uplink.session_closed(now, T0 + now)
         self.up = self.peer = None
+
+    def restart_site(self) -> None:
+        """The site's trunk state as after a restart: a new ``Uplink`` over the same (durable) queue, so
+        the ranges the DR had acknowledged above the queue's head are forgotten."""
+        assert self.up is None
+        self.uplink = Uplink(self.site, self.site_entity, self.world.ns.id, "dr:4515", self.options, T0)
+        self.uplinks.add(self.uplink)
 
     def pump(self, now: float = 0.0) -> None:
         """Move bytes both ways until quiet."""
@@ -331,13 +339,14 @@ def test_wire_bytes_per_message(world: World, overflow: bool) -> None:
     assert per_message <= 136, per_message
 
 
-def test_live_lane_carries_a_backlogged_publishers_new_messages(world: World) -> None:
+def test_a_held_publishers_new_messages_follow_its_backlog(world: World) -> None:
     """A publisher with a long backlog (over PROMOTE_MAX) publishes again once the uplink is up: its new
-    messages reach the DR's subscriber while its backlog is still draining; each lane keeps its order."""
+    messages reach the DR's subscriber after its whole backlog, in order; another publisher with nothing
+    queued is not held behind that backlog (the live lane)."""
     t = Tier(world, window=8)
     dr_sub = Agent(t.dr, world.entity())
     subscribe(dr_sub, world, "*", "cloud", t.dr)
-    pub = Agent(t.site, world.entity())
+    pub, other = Agent(t.site, world.entity()), Agent(t.site, world.entity())
     backlog = PROMOTE_MAX + 36
     for i in range(backlog):  # uplink down
         publish(pub, world, f"b/{i}", f"b{i}", t.site)
@@ -345,24 +354,25 @@ def test_live_lane_carries_a_backlogged_publishers_new_messages(world: World) ->
     assert t.up is not None and t.peer is not None
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # open: the first window of the backlog goes out
+    assert t.uplink.stats.held == 1
     for i in range(3):
         publish(pub, world, f"l/{i}", f"live{i}", t.site)
+        publish(other, world, f"o/{i}", f"o{i}", t.site)
     t.up.prepare_output(0.0)
     t.to_dr(t.up.bytes_to_send())
     t.dr.service()
-    first = texts(dr_sub)
-    assert [x for x in first if x.startswith("live")] == ["live0", "live1", "live2"]
-    assert len([x for x in first if x.startswith("b")]) <= 8  # most of the backlog is still at the site
-    got = first
-    for i in range(3, 6):  # more live messages while the drain goes on
+    got = texts(dr_sub)
+    assert [x for x in got if x.startswith("o")] == ["o0", "o1", "o2"]  # not behind the backlog
+    assert not [x for x in got if x.startswith("live")]  # behind its own backlog
+    assert len([x for x in got if x.startswith("b")]) <= 8  # most of the backlog is still at the site
+    for i in range(3, 6):  # more new messages while the drain goes on
         publish(pub, world, f"l/{i}", f"live{i}", t.site)
         t.pump()
         got += texts(dr_sub)
     for _ in range(40):
         t.pump()
         got += texts(dr_sub)
-    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(backlog)]
-    assert [x for x in got if x.startswith("live")] == [f"live{i}" for i in range(6)]
+    assert [x for x in got if x[0] in "bl"] == [f"b{i}" for i in range(backlog)] + [f"live{i}" for i in range(6)]
     assert t.uplink.backlog() == 0 and t.uplink.stats.live >= 3
     assert t.dr.counters.duplicates == 0
 
@@ -396,37 +406,76 @@ def test_a_small_backlog_goes_first_and_keeps_its_publishers_order(world: World)
     assert [x for x in got if x.startswith("s")] == ["s0", "s1", "s2", "s3"] and t.uplink.backlog() == 0
 
 
-def test_the_dr_admits_a_publishers_backlog_before_its_live_message(world: World) -> None:
-    """At the DR, a live batch overtakes backlog batches received before it, except the live message's
-    own publisher's: those are admitted first (order per publisher)."""
-    t = Tier(world, window=64)
+def _by_publisher(got: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for x in got:
+        out.setdefault(x.rstrip("0123456789"), []).append(x)
+    return out
+
+
+def test_each_publishers_order_holds_across_lanes_and_a_reconnect(world: World) -> None:
+    """Three publishers while a long backlog drains: ``big`` has more than PROMOTE_MAX queued (held in the
+    backlog lane), ``small`` a few (sent first by the live lane), ``new`` none. All three publish during
+    the drain; the connection is cut mid-drain with frames and acknowledgements lost both ways. At the
+    DR's subscriber each publisher's messages arrive in the order the site accepted them, once each, and
+    ``small``'s and ``new``'s do not wait for ``big``'s backlog."""
+    t = Tier(world, window=16)
     dr_sub = Agent(t.dr, world.entity())
     subscribe(dr_sub, world, "*", "cloud", t.dr)
-    bulk, pub = Agent(t.site, world.entity()), Agent(t.site, world.entity())
-    for i in range(PROMOTE_MAX + 36):
-        publish(bulk, world, f"b/{i}", f"b{i}", t.site)
-    for i in range(PROMOTE_MAX + 6):  # too many to go first: in the backlog lane, mixed with the bulk
-        publish(pub, world, f"p/{i}", f"p{i}", t.site)
+    agents = {name: Agent(t.site, world.entity()) for name in ("big", "small", "new")}
+    sent: dict[str, list[str]] = {name: [] for name in agents}
+
+    def pub(name: str) -> None:
+        text = f"{name}{len(sent[name])}"
+        publish(agents[name], world, f"{name}/x", text, t.site)
+        sent[name].append(text)
+
+    for i in range(200):
+        pub("big")
+        if i % 50 == 0:
+            pub("small")
     t.connect(pump=False)
     assert t.up is not None and t.peer is not None
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
-    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
-    publish(pub, world, "p/live", "plive", t.site)
-    t.up.prepare_output(0.0)
-    t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # decoded, not yet admitted
-    assert t.peer.has_work()
-    t.peer.work(0.0, T0, 1)  # one slice: the live message, after its publisher's queued ones
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # open: the first window of each lane goes out
+    t.to_dr(t.up.bytes_to_send())
+    t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # their acknowledgements
     t.dr.service()
     got = texts(dr_sub)
-    assert got == ["plive"]  # none of its publisher's backlog was at the DR yet (window 64 < the bulk)
-    for _ in range(40):
-        t.pump()
+    for _ in range(4):
+        pub("big"), pub("small"), pub("new")
+    t.up.prepare_output(0.0)
+    t.to_dr(t.up.bytes_to_send())
+    t.dr.service()
+    got += texts(dr_sub)
+    early = _by_publisher(got)
+    assert early["small"] == sent["small"] and early["new"] == sent["new"]  # ahead of big's backlog
+    assert len(early["big"]) < 200
+    t.peer.bytes_to_send()  # these acknowledgements are lost, and so is what the site sends next
+    t.up.prepare_output(0.0)
+    t.up.bytes_to_send()
+    t.cut(1.0)
+    for _ in range(3):
+        pub("big"), pub("small"), pub("new")
+    t.connect(2.0)
+    for _ in range(60):
+        t.pump(2.0)
         got += texts(dr_sub)
-    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(PROMOTE_MAX + 36)]
-    assert [x for x in got if x.startswith("p") and x != "plive"] == [f"p{i}" for i in range(PROMOTE_MAX + 6)]
+        if len(got) >= sum(map(len, sent.values())):
+            break
+    assert _by_publisher(got) == sent
+    assert t.uplink.backlog() == 0
 
 
-def test_the_dr_flushes_a_publishers_received_backlog_before_its_live_message(world: World) -> None:
+def _sign_text(pub: Agent, world: World, proof: bytes, t: Tier, uri: str, text: str) -> Message:
+    return sign_message(pub.who, namespace=world.ns.id, uri=uri, payload=[("t", text.encode())],
+                        proof_id=object_id(proof), now=T0, origin_router=t.site.router_id)
+
+
+def test_the_dr_admits_a_publishers_received_backlog_before_an_earlier_sites_live_message(world: World) -> None:
+    """An earlier site sent a publisher's single live message (lane ``true``) while that publisher's backlog
+    batches could still be unadmitted at the DR: the DR admits those first (the live lane goes ahead of
+    the backlog, but not of the same publisher's)."""
     t = Tier(world, window=4096)
     dr_sub = Agent(t.dr, world.entity())
     subscribe(dr_sub, world, "*", "cloud", t.dr)
@@ -442,8 +491,10 @@ def test_the_dr_flushes_a_publishers_received_backlog_before_its_live_message(wo
     while t.up.has_work():  # a batch per loop iteration in the glue
         t.up.prepare_output(0.0)
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)  # the whole backlog: decoded, not admitted
-    publish(pub, world, "p/live", "plive", t.site)
-    t.up.prepare_output(0.0)
+    proof = world.proof(pub.who, "publish")
+    live = _sign_text(pub, world, proof, t, "p/live", "plive")
+    defs, base_ts, blob = t.up.encoder.encode_batch([(live, proof)])
+    t.up.channel.send(FrameType.T_PUB, 10_000, defs, base_ts, blob, [], True)
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     t.peer.work(0.0, T0, 1)
     t.dr.service()
@@ -460,15 +511,15 @@ def test_a_reconnect_does_not_resend_what_the_live_lane_had_acknowledged(world: 
     t = Tier(world, window=8)
     dr_sub = Agent(t.dr, world.entity())
     subscribe(dr_sub, world, "*", "cloud", t.dr)
-    pub = Agent(t.site, world.entity())
+    pub, other = Agent(t.site, world.entity()), Agent(t.site, world.entity())
     for i in range(PROMOTE_MAX + 36):
         publish(pub, world, f"b/{i}", f"b{i}", t.site)
     t.connect(pump=False)
     assert t.up is not None and t.peer is not None
     t.peer.receive_bytes(t.up.bytes_to_send(), 0.0, T0)
     t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)
-    for i in range(20):
-        publish(pub, world, f"l/{i}", f"live{i}", t.site)
+    for i in range(20):  # a publisher with nothing queued: the live lane, acknowledged ahead of the backlog
+        publish(other, world, f"l/{i}", f"live{i}", t.site)
     t.up.prepare_output(0.0)
     t.to_dr(t.up.bytes_to_send())
     t.up.receive_bytes(t.peer.bytes_to_send(), 0.0, T0)  # acks of the first backlog window and the live lane
@@ -483,7 +534,8 @@ def test_a_reconnect_does_not_resend_what_the_live_lane_had_acknowledged(world: 
         got += texts(dr_sub)
     assert t.uplink.backlog() == 0 and len(t.uplink.acked) == 0
     assert t.dr.counters.duplicates == 0  # nothing acknowledged was sent again
-    assert sorted(got) == sorted([f"b{i}" for i in range(PROMOTE_MAX + 36)] + [f"live{i}" for i in range(20)])
+    assert [x for x in got if x.startswith("b")] == [f"b{i}" for i in range(PROMOTE_MAX + 36)]
+    assert [x for x in got if x.startswith("l")] == [f"live{i}" for i in range(20)]
 
 
 @pytest.mark.parametrize("lane", [True, 3, "live"])
@@ -551,3 +603,60 @@ def test_a_malformed_frame_from_a_site_closes_only_that_link(world: World) -> No
     assert t.peer.closing and "protocol violation" in t.peer.close_reason, t.peer.close_reason
     dr_agent = Agent(t.dr, world.entity())  # the DR itself goes on serving its agents
     publish(dr_agent, world, "x/1", "still here", t.dr)
+
+
+def _random_run(world: World, seed: int) -> tuple[dict[str, list[str]], list[str]]:
+    """Publishes from three publishers (one with a long backlog, one with a few queued) while frames move
+    in random slices, the DR admits in random slices, and the link is cut (losing what was in flight) or
+    the site restarts; returns what was published and what the DR's subscriber got, in order."""
+    rng = random.Random(seed)
+    t = Tier(world, window=rng.choice([4, 16, 64]))
+    dr_sub = Agent(t.dr, world.entity())
+    subscribe(dr_sub, world, "*", "cloud", t.dr)
+    agents = {name: Agent(t.site, world.entity()) for name in ("big", "small", "new")}
+    sent: dict[str, list[str]] = {name: [] for name in agents}
+
+    def pub(name: str) -> None:
+        sent[name].append(f"{name}{len(sent[name])}")
+        publish(agents[name], world, f"{name}/x", sent[name][-1], t.site)
+
+    for i in range(PROMOTE_MAX + 60):
+        pub("big")
+        if i % 30 == 0:
+            pub("small")
+    t.connect(pump=False)
+    got: list[str] = []
+    cuts = 0
+    for step in range(400):
+        assert t.up is not None and t.peer is not None
+        r = rng.random()
+        if r < 0.3:
+            pub(rng.choice(["big", "big", "small", "new"]))
+        elif r < 0.5:
+            t.up.prepare_output(step)
+            t.peer.receive_bytes(t.up.bytes_to_send(), step, T0 + step)
+        elif r < 0.7:
+            t.peer.work(step, T0 + step, rng.randint(1, 40))
+        elif r < 0.975:
+            t.peer.prepare_output(step)
+            t.up.receive_bytes(t.peer.bytes_to_send(), step, T0 + step)
+        else:  # what is in flight either way is lost; sometimes the site restarts as well
+            cuts += 1
+            t.cut(step)
+            if r > 0.993:
+                t.restart_site()
+            t.connect(step, pump=False)
+        t.dr.service()
+        got += texts(dr_sub)
+    for _ in range(100):
+        t.pump(400.0)
+        got += texts(dr_sub)
+        if len(got) >= sum(map(len, sent.values())):
+            break
+    return sent, got
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_each_publishers_order_holds_through_random_slices_cuts_and_restarts(world: World, seed: int) -> None:
+    sent, got = _random_run(world, seed)
+    assert _by_publisher(got) == sent  # in order, none lost, none twice

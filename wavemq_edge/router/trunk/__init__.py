@@ -8,14 +8,15 @@ in that namespace is appended to the namespace's *trunk queue* (bounded by ``tru
 dropped and counted) and delivered locally at once. A session sends the queue in compact batches
 (``compact.py``) by two ordered lanes, each with at most ``window`` (``PeerConfig.maxInflight``) messages
 unacknowledged: the *backlog* (what was queued when the connection opened) and the *live* lane (what is
-published since; first, the backlog of publishers that have at most ``PROMOTE_MAX`` queued, so their
-order is kept). A lane sends a small batch only when it has nothing in flight (Nagle), so a fast
-publisher's messages stay batched. The DR acknowledges a batch *after* accepting its messages into its
-own store; the trunk queue drops a prefix once all of it is acknowledged (``lanes.py`` keeps the
-acknowledged ranges above it, across reconnects). On a new connection the session starts again from
-the queue's head: unacknowledged messages are resent and the DR drops the ones it already has by message
-id. Order per publisher: each lane is in order; a publisher's new messages overtake only a backlog of
-more than ``PROMOTE_MAX`` of its own (README "Tiered quick start"). WAVEMQ used 12 parallel senders and
+published since). Each publisher uses one lane for the whole connection (``lanes.plan``): one with
+nothing queued, or at most ``PROMOTE_MAX`` (sent first, by the live lane), uses the live lane; one with
+more is *held*: its new messages follow its backlog in the backlog lane. A lane sends a small batch only
+when it has nothing in flight (Nagle), so a fast publisher's messages stay batched. The DR acknowledges a
+batch *after* accepting its messages into its own store; the trunk queue drops a prefix once all of it is
+acknowledged (``lanes.py`` keeps the acknowledged ranges above it, across reconnects). On a new
+connection the session starts again from the queue's head: unacknowledged messages are resent and the DR
+drops the ones it already has by message id. Order per publisher therefore holds without exception,
+across reconnects and restarts (README "Tiered quick start"). WAVEMQ used 12 parallel senders and
 lost a message on every failed send (``wavemq-behaviour.md`` §5.1, §12 row 24). ``UplinkSet`` is the
 core's tiering hooks.
 
@@ -27,8 +28,8 @@ Queries in the namespace are answered by the DR while the uplink is up. Revocati
 side are exchanged on every connection.
 
 DR side (``peer.py``): a ``PeerSession`` per accepted site connection. It decodes batches as they arrive
-and admits them in slices (``intake.py``: live lane first, a live message's own publisher's received
-backlog before it). It is the ``Consumer`` of the subscriptions the site forwarded, so the same
+and admits them in slices (``intake.py``: live lane first; an earlier site's single live message after
+its own publisher's received backlog). It is the ``Consumer`` of the subscriptions the site forwarded, so the same
 credit-based delivery as agents applies.
 
 Both ends (``end.py``): the secure channel, the compact codecs, keepalive and dead-link detection. Both

@@ -5,10 +5,12 @@ would hold the event loop for tens of milliseconds. Batches are decoded when the
 compact tables need arrival order) and admitted by ``run`` with a budget per call; the glue calls it
 again soon, so newly arrived live batches are admitted between slices of the backlog.
 
-Per publisher order: the live lane's batches are admitted in order, the backlog's in order, and before a
-live message its publisher's backlog messages already here are admitted (the site sends a publisher's
-backlog ahead of its new messages when the backlog is small; see ``uplink.py``). Each batch is
-acknowledged once all its messages are admitted, each lane's batches in order.
+Per publisher order: a site gives each publisher one lane per connection (``lanes.py``), and each lane's
+batches are admitted in order, so a publisher's messages are admitted in the order the site accepted
+them. An earlier site sent a publisher's single live message (lane ``true``) while that publisher's
+backlog could still be here unadmitted: before a live message, its publisher's backlog messages already
+here are admitted (a no-op for current sites). Each batch is acknowledged once all its messages are
+admitted, each lane's batches in order.
 """
 
 from __future__ import annotations

@@ -1,5 +1,14 @@
-"""Site-side bookkeeping of the trunk's two lanes: the frames each lane has in flight, and the queued
-messages the designated router has acknowledged but the trunk queue cannot drop yet.
+"""Site-side bookkeeping of the trunk's two lanes: which lane each publisher uses, what each lane sends
+next, the frames each lane has in flight, and the queued messages the designated router has acknowledged
+but the trunk queue cannot drop yet.
+
+Order per publisher: when a connection opens, ``plan`` gives every publisher exactly one lane for that
+connection. Publishers with nothing queued, or at most ``PROMOTE_MAX`` (their queued messages are sent
+first by the live lane), use the live lane; a publisher with more queued is *held*: its backlog and every
+message it publishes during the connection go by the backlog lane, after its backlog, in queue order.
+Each lane is sent, admitted by the DR and acknowledged in order, so each publisher's messages reach the
+DR in the order the site accepted them; a new connection starts again from the first unacknowledged
+message (the DR drops what it already has by message id), so a reconnect or a restart keeps it too.
 
 The trunk queue removes a prefix only (``QueueStore.ack(upto)``), while the two lanes are acknowledged
 independently: the live lane's messages are acknowledged long before the backlog ahead of them. Those
@@ -12,16 +21,34 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["BACKLOG", "LIVE", "AckedRanges", "Lane", "SentFrame", "runs"]
+from .end import BATCH_BYTES, source_of
+
+__all__ = ["BACKLOG", "LIVE", "MAX_HOLES", "PROMOTE_MAX", "AckedRanges", "Lane", "Plan", "SentFrame", "cut", "pick",
+           "plan", "runs"]
 
 #: Lane values of ``T_PUB``'s last field. ``False``: the backlog lane (what was queued when the uplink
 #: came up), acknowledged in order. ``2``: the live lane (acknowledged in order, admitted first by the
 #: DR). ``True`` was the single-message live frame of earlier sites (acknowledged only by refusals).
 BACKLOG: Final = False
 LIVE: Final = 2
+#: A publisher with at most this many messages queued when the uplink comes up has them sent first by
+#: the live lane, followed at once by its new messages; a publisher with more is held in the backlog lane
+#: for the connection (its new messages follow its backlog there).
+PROMOTE_MAX: Final = 64
+#: Sequence gaps allowed in one frame (each gap is listed in the frame's ``skipped``).
+MAX_HOLES: Final = 64
+#: Queued messages read per ``peek`` when a connection opens and counts who has messages waiting.
+_SCAN_BATCH: Final = 4096
+#: Queued messages read per ``peek`` when a lane looks for its own messages among the other lane's.
+_PICK_BATCH: Final = 512
+
+#: peek(after_seq, max_items) -> [(seq, raw)], oldest first (``QueueStore.peek`` of the trunk queue)
+Peek = Callable[[int, int], list[tuple[int, bytes]]]
+Item = tuple[int, bytes]
 
 
 def runs(seqs: list[int]) -> list[tuple[int, int]]:
@@ -107,3 +134,79 @@ class AckedRanges:
             if end >= head:
                 upto, head = end, end + 1
         return upto
+
+
+@dataclass(slots=True)
+class Plan:
+    #: queued sequences sent first by the live lane (publishers with at most ``PROMOTE_MAX``), in order
+    promote: list[int]
+    #: publishers whose queued messages go by the backlog lane, and so do their new ones
+    held: set[bytes]
+
+
+def plan(peek: Peek, acked: AckedRanges, after: int, cap: int) -> Plan:
+    """Read the queue after ``after`` once and give each publisher its lane: at most ``cap`` promoted
+    messages in all, smallest backlogs first. Cheap: the source id sits at a fixed offset."""
+    small: dict[bytes, list[int]] = {}
+    held: set[bytes] = set()
+    while batch := peek(after, _SCAN_BATCH):
+        for seq, raw in batch:
+            after = seq
+            if acked.covering(seq) is not None:
+                continue
+            src = source_of(raw)
+            if src in held:
+                continue
+            mine = small.setdefault(src, [])
+            mine.append(seq)
+            if len(mine) > PROMOTE_MAX:
+                held.add(src)
+                del small[src]
+    chosen: list[int] = []
+    for src, seqs in sorted(small.items(), key=lambda kv: len(kv[1])):
+        if len(chosen) + len(seqs) > cap:
+            held.add(src)  # and every larger one after it
+            continue
+        chosen += seqs
+    return Plan(sorted(chosen), held)
+
+
+def pick(peek: Peek, after: int, room: int, mine: Callable[[bytes], bool] | None) -> tuple[list[Item], int, bool]:
+    """The lane's next messages after ``after`` for one frame, in order: those for which ``mine(raw)`` (all
+    when None), at most ``room`` of them, ``BATCH_BYTES`` of payload and ``MAX_HOLES`` other sequences in
+    between. Returns them; the sequence below which nothing else is the lane's (its cursor if it does not
+    send them); and whether the frame was cut by bytes or holes (a frame worth sending at once)."""
+    items: list[Item] = []
+    skip_to, size, holes = after, 0, 0
+    while len(items) < room:
+        want = room - len(items) if mine is None else _PICK_BATCH
+        batch = peek(after, want)
+        if not batch:
+            return items, skip_to, False
+        for seq, raw in batch:
+            after = seq
+            if mine is not None and not mine(raw):
+                if not items:
+                    skip_to = seq
+                    continue
+                holes += 1
+                if holes > MAX_HOLES:
+                    return items, skip_to, True
+                continue
+            if items and size + len(raw) > BATCH_BYTES:
+                return items, skip_to, True
+            items.append((seq, raw))
+            size += len(raw)
+            if len(items) >= room:
+                break
+    return items, skip_to, False
+
+
+def cut(items: list[Item]) -> list[Item]:
+    """The longest prefix within ``BATCH_BYTES`` (at least one item)."""
+    size = 0
+    for i, (_seq, raw) in enumerate(items):
+        size += len(raw)
+        if size > BATCH_BYTES and i > 0:
+            return items[:i]
+    return items

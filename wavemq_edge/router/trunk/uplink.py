@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Final
 
 from ...wave import EntitySecret, Message, Verifier, format_id
 from ...wire import Frame, FrameType
@@ -28,20 +27,11 @@ from .end import (
     fields,
     source_of,
 )
-from .lanes import BACKLOG, LIVE, AckedRanges, Lane, SentFrame, runs
+from .lanes import BACKLOG, LIVE, MAX_HOLES, AckedRanges, Item, Lane, SentFrame, cut, pick, plan, runs
 
 __all__ = ["Uplink", "UplinkSession", "UplinkSet", "UplinkStats", "UplinkStatus"]
 
 log = logging.getLogger("wavemq_edge.router.trunk")
-
-#: Queued messages read per ``peek`` when a connection opens and counts who has messages waiting.
-_SCAN_BATCH: Final = 4096
-#: A publisher with at most this many messages queued when the uplink comes up has them sent first by
-#: the live lane, so its new messages follow them at once (order kept) instead of waiting for the whole
-#: backlog; a publisher with more has its new messages overtake its own backlog (README "Tiering").
-PROMOTE_MAX: Final = 64
-#: Sequence gaps allowed in one frame of promoted messages (each gap is listed in the frame).
-_MAX_HOLES: Final = 64
 
 
 @dataclass(slots=True)
@@ -61,6 +51,8 @@ class UplinkStats:
     bytes_received: int = 0
     #: messages sent by the live lane while a backlog was still draining
     live: int = 0
+    #: publishers held in the backlog lane on this connection (more than ``PROMOTE_MAX`` queued)
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +197,8 @@ class UplinkSession(TrunkEnd):
         #: backlog of publishers with a small one, sent first by the live lane (their order is kept)
         self._promote: list[int] = []
         self._promoted: set[int] = set()
+        #: publishers with a larger backlog: their new messages follow it in the backlog lane
+        self._held: set[bytes] = set()
         self._backlog_lane = Lane()
         self._live_lane = Lane()
 
@@ -217,10 +211,12 @@ class UplinkSession(TrunkEnd):
         st = self.core.queues.stats(up.queue_id)
         self._boundary = self._live_cursor = st.tail - 1
         self._backlog_cursor = st.head - 1
-        self._promote = _small_backlogs(self.core, up.queue_id, up.acked, st.head - 1, self.options.window)
+        lanes = plan(self._peek, up.acked, st.head - 1, self.options.window)
+        self._promote, self._held = lanes.promote, lanes.held
         self._promoted = set(self._promote)
-        log.info("event=uplink_up namespace=%s dr=%s backlog=%d promoted=%d", format_id(up.namespace),
-                 format_id(self.channel.peer.id), up.backlog(), len(self._promote))
+        up.stats.held = len(self._held)
+        log.info("event=uplink_up namespace=%s dr=%s backlog=%d promoted=%d held=%d", format_id(up.namespace),
+                 format_id(self.channel.peer.id), up.backlog(), len(self._promote), len(self._held))
         revs = up.revocations()
         if revs:
             self._send(FrameType.T_REVOKE, revs)
@@ -280,19 +276,35 @@ class UplinkSession(TrunkEnd):
     def _room_needed(self) -> int:
         return 1 if self._backlog_lane.inflight == 0 else self._full_frame()
 
+    def _peek(self, after: int, n: int) -> list[Item]:
+        return self.core.queues.peek(self.uplink.queue_id, after, n)
+
     def _send_live(self, now: float) -> None:
         lane, window = self._live_lane, self.options.window
-        while lane.inflight < window:
-            room = min(BATCH_MESSAGES, window - lane.inflight)
-            if self._promote:
-                items = self._take_promoted(room)
-            else:
-                items = _cut(self.core.queues.peek(self.uplink.queue_id, self._live_cursor, room))
-                if not items or (len(items) < self._full_frame() and lane.inflight > 0):
-                    return  # a small frame only when the lane is idle; else the next ack brings more
-                self._live_cursor = items[-1][0]
+        while self._promote and lane.inflight < window:
+            items = self._take_promoted(min(BATCH_MESSAGES, window - lane.inflight))
             if items:
                 self._send_frame(True, items, now)
+        self._send_new(True, now)
+
+    def _send_new(self, live: bool, now: float) -> None:
+        """Send messages published since the connection opened by one lane: the live lane takes those of
+        publishers not held, the backlog lane (once its backlog is sent) those of held publishers."""
+        lane, window, held = (self._live_lane if live else self._backlog_lane), self.options.window, self._held
+        mine = None if not held else (lambda raw: (source_of(raw) in held) != live)
+        while lane.inflight < window:
+            cursor = self._live_cursor if live else self._backlog_cursor
+            items, skip_to, cut_short = pick(self._peek, cursor, min(BATCH_MESSAGES, window - lane.inflight), mine)
+            if not items or (not cut_short and len(items) < self._full_frame() and lane.inflight > 0):
+                items = []  # a small frame only when the lane is idle; else the next ack brings more
+            cursor = items[-1][0] if items else skip_to
+            if live:
+                self._live_cursor = cursor
+            else:
+                self._backlog_cursor = cursor
+            if not items:
+                return
+            self._send_frame(live, items, now)
 
     def _full_frame(self) -> int:
         """Messages of a frame worth sending while the lane still has one in flight (Nagle's rule: a
@@ -306,7 +318,7 @@ class UplinkSession(TrunkEnd):
         size = 0
         while self._promote and len(items) < room:
             seq = self._promote[0]
-            if items and (seq - items[0][0] + 1 - len(items) - 1 > _MAX_HOLES or size > BATCH_BYTES):
+            if items and (seq - items[0][0] + 1 - len(items) - 1 > MAX_HOLES or size > BATCH_BYTES):
                 break
             self._promote.pop(0)
             got = queues.peek(qid, seq - 1, 1)
@@ -316,6 +328,7 @@ class UplinkSession(TrunkEnd):
         return items
 
     def _send_backlog(self, now: float) -> None:
+        """One batch of the backlog; once it is all sent, held publishers' new messages."""
         lane, window, acked = self._backlog_lane, self.options.window, self.uplink.acked
         while window - lane.inflight >= self._room_needed() and self._backlog_cursor < self._boundary:
             end = acked.covering(self._backlog_cursor + 1)
@@ -329,12 +342,14 @@ class UplinkSession(TrunkEnd):
             if not items:
                 self._backlog_cursor = stop
                 continue
-            items = _cut(items)
+            items = cut(items)
             self._backlog_cursor = items[-1][0]
             entries = [it for it in items if it[0] not in self._promoted]
             if entries:
                 self._send_frame(False, entries, now)
                 return  # one batch per call (see prepare_output)
+        if self._held and self.backlog_sent():
+            self._send_new(False, now)
 
     def _send_frame(self, live: bool, items: list[tuple[int, bytes]], now: float) -> None:
         seqs, defs, base_ts, blob = self._batch(items)
@@ -449,45 +464,6 @@ class UplinkSession(TrunkEnd):
         (revs,) = fields(frame, 1)
         if isinstance(revs, list) and self.uplink.on_revocations is not None:
             self.uplink.on_revocations([r for r in revs if isinstance(r, bytes)])
-
-
-def _small_backlogs(core: RouterCore, queue_id: str, acked: AckedRanges, after: int, cap: int) -> list[int]:
-    """The queued sequences of publishers with at most ``PROMOTE_MAX`` messages waiting (at most ``cap`` in
-    all, smallest backlogs first), in order. Cheap: the source id sits at a fixed offset."""
-    held: dict[bytes, list[int]] = {}
-    big: set[bytes] = set()
-    while True:
-        batch = core.queues.peek(queue_id, after, _SCAN_BATCH)
-        if not batch:
-            break
-        for seq, raw in batch:
-            after = seq
-            if acked.covering(seq) is not None:
-                continue
-            src = source_of(raw)
-            if src in big:
-                continue
-            mine = held.setdefault(src, [])
-            mine.append(seq)
-            if len(mine) > PROMOTE_MAX:
-                big.add(src)
-                del held[src]
-    chosen: list[int] = []
-    for seqs in sorted(held.values(), key=len):
-        if len(chosen) + len(seqs) > cap:
-            break
-        chosen += seqs
-    return sorted(chosen)
-
-
-def _cut(items: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """The longest prefix within ``BATCH_BYTES`` (at least one item)."""
-    size = 0
-    for i, (_seq, raw) in enumerate(items):
-        size += len(raw)
-        if size > BATCH_BYTES and i > 0:
-            return items[:i]
-    return items
 
 
 _HANDLERS: dict[FrameType, Callable[[UplinkSession, Frame, float, float], None]] = {
