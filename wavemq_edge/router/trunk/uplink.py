@@ -257,9 +257,10 @@ class UplinkSession(TrunkEnd):
     # ------------------------------------------------------------------ the two lanes
 
     def prepare_output(self, now: float) -> None:
-        """Send the live lane (small backlogs, then what was published since the connection opened) while
-        its window has room, then one batch of the backlog: the glue calls again while ``has_work``, so
-        each backlog batch is written in its own loop iteration and a live message never waits for a
+        """Send the live lane (small backlogs, then what publishers not held published since the
+        connection opened) while its window has room, then one batch of the backlog (once it is all
+        sent: what held publishers published since, after it). The glue calls again while ``has_work``,
+        so each backlog batch is written in its own loop iteration and a live message never waits for a
         window's worth of backlog to be encoded."""
         if not self.up or self.closing:
             return
