@@ -153,7 +153,7 @@ def today_agent_server(cfg: Config) -> dict[str, Any]:
 
 def today_trunk(cfg: Config) -> tuple[TrunkOptions, QueueLimits, float, float]:
     options = TrunkOptions(keepalive_s=cfg.peer.keepalive_interval_s, dead_after_s=cfg.peer.dead_after_s,
-                           max_frame_bytes=cfg.limits.max_frame_bytes)
+                           max_frame_bytes=cfg.limits.max_frame_bytes, window=cfg.peer.max_inflight)
     limits = QueueLimits(max_length=cfg.queue.trunking_queue_max_length,
                          max_bytes=cfg.queue.trunking_queue_max_size_mb * MIB,
                          expiry_s=float(cfg.queue.queue_expiry_s))

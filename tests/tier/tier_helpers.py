@@ -175,9 +175,18 @@ def make_tier(tmp: Path, n_sites: int = 1, site_extra: str = "") -> Tier:
     return tier
 
 
-async def client(router: Router, tier: Tier, reconnect: bool = True) -> Client:
-    return await Client.connect(router.agent_address, entity=tier.dir / "service.ent", wave_db=tier.dir / "wave",
+async def client(router: Router, tier: Tier, reconnect: bool = True, entity: str = "service.ent") -> Client:
+    return await Client.connect(router.agent_address, entity=tier.dir / entity, wave_db=tier.dir / "wave",
                                 reconnect=reconnect)
+
+
+def another_publisher(tier: Tier, name: str) -> str:
+    """A second entity granted publish and subscribe in the namespace (a distinct publisher); its file
+    name, for ``client(..., entity=)``."""
+    wv(tier.env, tier.dir, "mke", "-o", name, "--expiry", "1y", "--nopassphrase")
+    wv(tier.env, tier.dir, "rtgrant", "--attester", "namespace.ent", "--subject", name, "--expiry", "1y",
+       "wavemq:subscribe,publish@namespace.ent/*")
+    return name
 
 
 async def collect(sub: Subscription, n: int, timeout: float) -> list[ReceivedMessage]:

@@ -90,6 +90,7 @@ class PeerConfig:
     dead_after_s: float
     reconnect_min_s: float
     reconnect_max_s: float
+    max_inflight: int
 
 
 @dataclass(frozen=True, slots=True)

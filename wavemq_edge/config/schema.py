@@ -91,6 +91,8 @@ SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
             doc="a link with no traffic for this long is declared dead"),
         Key("reconnectMin", "reconnect_min_s", FLOAT, 0.5, 0.01, 600, "second"),
         Key("reconnectMax", "reconnect_max_s", FLOAT, 30.0, 0.01, 3600, "second"),
+        Key("maxInflight", "max_inflight", INT, 512, 1, 1 << 16, "message",
+            doc="trunk messages sent but not yet acknowledged by the designated router, per lane"),
     ),
     "RoutingConfig": (
         Key("PersistDataStore", "persist_data_store", PATH, "persist", doc="persisted messages"),

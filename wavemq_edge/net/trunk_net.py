@@ -27,6 +27,9 @@ __all__ = ["PeerProtocol", "TrunkNet", "UplinkProtocol"]
 log = logging.getLogger("wavemq_edge.net.trunk")
 
 CONNECT_TIMEOUT_S: Final = 10.0
+#: Messages a session processes per slice of received input (the DR admits ~10 k/s: a few ms), so live
+#: batches and other connections are served between slices of a draining backlog.
+WORK_SLICE: Final = 32
 
 
 class _TrunkProtocol(asyncio.Protocol):
@@ -39,6 +42,7 @@ class _TrunkProtocol(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._work_scheduled = False
         session.on_output = lambda: net.writes.mark(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -49,6 +53,20 @@ class _TrunkProtocol(asyncio.Protocol):
         self.count(0, len(data))
         self.session.receive_bytes(data, asyncio.get_running_loop().time(), time.time())
         self.net.writes.mark(self)
+        self._schedule_work()
+
+    def _schedule_work(self) -> None:
+        if not self._work_scheduled and self.session.has_work():
+            self._work_scheduled = True
+            asyncio.get_running_loop().call_soon(self._work)
+
+    def _work(self) -> None:
+        self._work_scheduled = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.session.work(asyncio.get_running_loop().time(), time.time(), WORK_SLICE)
+        self.net.writes.mark(self)
+        self._schedule_work()
 
     def count(self, sent: int, received: int) -> None:
         """Trunk byte counters (site side reports them in status)."""
@@ -66,6 +84,7 @@ class _TrunkProtocol(asyncio.Protocol):
             transport.close()
         else:
             self._arm()
+            self._schedule_work()
 
     def _arm(self) -> None:
         deadline = self.session.next_deadline()

@@ -202,6 +202,8 @@ class CompactDecoder:
 
     def __init__(self) -> None:
         self._tables: dict[int, dict[int, object]] = {KIND_ID: {}, KIND_PROOF: {}, KIND_SCHEMA: {}}
+        #: each proof's id, computed once per definition instead of once per message
+        self._proof_ids: dict[int, bytes] = {}
 
     def apply_defs(self, defs: object) -> None:
         if not isinstance(defs, list):
@@ -217,6 +219,9 @@ class CompactDecoder:
             if kind != KIND_SCHEMA and not isinstance(value, bytes):
                 raise CompactError("an id or proof definition is not bytes")
             self._tables[kind][idx] = value
+            if kind == KIND_PROOF:
+                assert isinstance(value, bytes)
+                self._proof_ids[idx] = object_id(value)
 
     def _get(self, kind: int, idx: int) -> object:
         value = self._tables[kind].get(idx)
@@ -264,7 +269,7 @@ class CompactDecoder:
                 proof, origin = self._get(KIND_PROOF, ids[2]), self._get(KIND_ID, ids[3])
                 assert isinstance(proof, bytes)
                 tbs: dict[int, object] = {1: src, 2: ns, 3: uri_bytes.decode("utf-8"), 4: payload, 5: origin, 6: ts,
-                                          8: object_id(proof), 9: bool(flags & _PERSIST)}
+                                          8: self._proof_ids[ids[2]], 9: bool(flags & _PERSIST)}
                 if seq:
                     tbs[11] = seq
                 raw = _MESSAGE_PREFIX + encode(tbs) + b"\x58\x40" + sig  # type: ignore[arg-type]

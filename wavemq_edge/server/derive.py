@@ -145,7 +145,7 @@ def trunk_settings(config: Config) -> TrunkSettings:
     from ``PeerConfig``, the frame bound shared with agents, uplink queue bounds and back-off."""
     p = config.peer
     options = TrunkOptions(keepalive_s=p.keepalive_interval_s, dead_after_s=p.dead_after_s,
-                           max_frame_bytes=config.limits.max_frame_bytes)
+                           max_frame_bytes=config.limits.max_frame_bytes, window=p.max_inflight)
     return TrunkSettings(options=options, uplink_limits=uplink_limits(config),
                          reconnect_min_s=p.reconnect_min_s, reconnect_max_s=p.reconnect_max_s)
 

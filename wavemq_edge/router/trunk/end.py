@@ -30,9 +30,9 @@ _MAX_PINGS_IN_FLIGHT: Final = 16
 
 @dataclass(frozen=True, slots=True)
 class TrunkOptions:
-    #: messages sent but not yet acknowledged by the DR, per uplink. It also bounds how much a live-lane
-    #: message can find ahead of it in the socket: measured (bench --tier) 256 gave live p99 96 ms at a
-    #: 2.8 k/s drain, 512 gave 192 ms at 3.6 k/s; 2048 gave 610 ms.
+    #: messages sent but not yet acknowledged by the DR, per lane (``PeerConfig.maxInflight``). The DR
+    #: admits live batches ahead of the backlog it holds, so the window no longer bounds live latency;
+    #: it bounds what the DR holds and what a reconnect resends.
     window: int = 512
     #: deliveries in flight per forwarded subscription (DR -> site).
     delivery_window: int = 512
@@ -100,6 +100,14 @@ class TrunkEnd:
     def prepare_output(self, now: float) -> None:
         """Turn what is pending (queued messages, collected deliveries) into frames; call before
         ``bytes_to_send``."""
+
+    def has_work(self) -> bool:
+        """Work left for later loop iterations: received batches not yet admitted (DR), backlog batches not
+        yet sent (site). The glue calls ``work`` and then writes while this holds."""
+        return False
+
+    def work(self, now: float, wall: float, budget: int) -> None:
+        """Process up to ``budget`` messages of pending input; the glue calls it while ``has_work``."""
 
     def wake(self) -> None:
         """Ask the glue to call ``prepare_output`` soon."""

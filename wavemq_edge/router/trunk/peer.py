@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ...wave import EntitySecret, Verifier, format_id
+from ...wave import EntitySecret, Message, Verifier, format_id
 from ...wire import Frame, FrameType
 from ..channel import ChannelRole, SecureChannel
 from ..core import RouterCore
 from ..errors import RouterError
 from ..subscription import RouterSubscription
 from .end import BATCH_MESSAGES, TrunkEnd, TrunkOptions, TrunkViolation, as_bytes, as_int, as_int_list, fields
+from .intake import MAX_PENDING, Entry, Intake, PubBatch
+from .lanes import BACKLOG, LIVE
 
 __all__ = ["PeerSession"]
 
@@ -34,6 +36,7 @@ class PeerSession(TrunkEnd):
         self._inflight: dict[str, int] = {}
         self._out_deliveries: dict[str, list[tuple[int, bytes]]] = {}
         self.received = 0
+        self._intake = Intake()
 
     def _opened(self, now: float, wall: float) -> None:
         assert self.channel.peer is not None
@@ -50,6 +53,7 @@ class PeerSession(TrunkEnd):
             self.core.detach(self, sub, now)
         self.subscriptions.clear()
         self._out_deliveries.clear()
+        self._intake.clear()  # not acknowledged: the site sends them again
 
     # ------------------------------------------------------------------ Consumer
 
@@ -95,28 +99,49 @@ class PeerSession(TrunkEnd):
             raise TrunkViolation(f"{frame.type.name} is not a frame a site sends")
         handler(self, frame, now, wall)
 
+    def has_work(self) -> bool:
+        return self._intake.has_work() and not self.closing
+
+    def work(self, now: float, wall: float, budget: int) -> None:
+        """Admit up to ``budget`` messages of the batches received (live lane first)."""
+        if self.closing:
+            return
+
+        def admit(seq: int, msg: Message, carried: bytes | None) -> list[object] | None:
+            try:
+                self.core.tiering.publish_from_site(self.site_id, msg, carried, now, wall)
+            except RouterError as exc:  # counted by admission
+                return [seq, int(exc.code), str(exc)]
+            return None
+
+        self._intake.run(admit, self._acknowledge, budget)
+
+    def _acknowledge(self, batch: PubBatch) -> None:
+        if batch.ack >= 0:
+            self._send(FrameType.T_ACK, batch.ack, batch.refused)
+        elif batch.refused:  # a single live message of an earlier site: acknowledged with its backlog
+            self._send(FrameType.T_ACK, -1, batch.refused)
+
     def _on_pub(self, frame: Frame, now: float, wall: float) -> None:
-        first_f, defs, base_ts, blob, skipped, live = fields(frame, 6)
+        first_f, defs, base_ts, blob, skipped, lane = fields(frame, 6)
         first = as_int(first_f)
         skip = set(as_int_list(skipped))
+        if not (lane is True or lane is BACKLOG or (type(lane) is int and lane == LIVE)):
+            raise TrunkViolation(f"T_PUB lane {lane!r}")
         self.decoder.apply_defs(defs)
         msgs = self.decoder.decode_batch(as_int(base_ts), as_bytes(blob))
-        refused: list[list[object]] = []
+        entries: list[Entry | None] = []
         seq = first - 1
         for msg, carried in msgs:
             seq += 1
             while seq in skip:
                 seq += 1
-            try:
-                self.core.tiering.publish_from_site(self.site_id, msg, carried, now, wall)
-            except RouterError as exc:  # counted by admission
-                refused.append([seq, int(exc.code), str(exc)])
+            entries.append((seq, msg, carried))
         self.received += len(msgs)
-        if live is True:  # a live-lane message: acknowledged later with the in-order batches
-            if refused:
-                self._send(FrameType.T_ACK, -1, refused)
-            return
-        self._send(FrameType.T_ACK, first + len(msgs) + len(skip) - 1, refused)
+        ack = -1 if lane is True else first + len(msgs) + len(skip) - 1
+        self._intake.add(PubBatch(ack, lane is not BACKLOG, entries))
+        if self._intake.pending > MAX_PENDING:  # more than any window: admit now (the site waits meanwhile)
+            self.work(now, wall, self._intake.pending)
 
     def _on_sub(self, frame: Frame, now: float, wall: float) -> None:
         req, raw, sub_proof = fields(frame, 3)
@@ -150,6 +175,7 @@ class PeerSession(TrunkEnd):
 
     def _on_query(self, frame: Frame, now: float, wall: float) -> None:
         req_f, raw, q_proof, after, limit = fields(frame, 5)
+        self.work(now, wall, self._intake.pending)  # the site's earlier messages count for its query
         req = as_int(req_f)
         try:
             answer = self.core.tiering.query_from_site(as_bytes(raw), as_bytes(q_proof),

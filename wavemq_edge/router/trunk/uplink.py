@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Final
 
 from ...wave import EntitySecret, Message, Verifier, format_id
 from ...wire import Frame, FrameType
@@ -28,13 +27,11 @@ from .end import (
     fields,
     source_of,
 )
+from .lanes import BACKLOG, LIVE, MAX_HOLES, AckedRanges, Item, Lane, SentFrame, cut, pick, plan, runs
 
 __all__ = ["Uplink", "UplinkSession", "UplinkSet", "UplinkStats", "UplinkStatus"]
 
 log = logging.getLogger("wavemq_edge.router.trunk")
-
-#: Queued messages read per ``peek`` when a connection opens and counts who has messages waiting.
-_SCAN_BATCH: Final = 4096
 
 
 @dataclass(slots=True)
@@ -52,8 +49,10 @@ class UplinkStats:
     #: bytes written to / read from the trunk socket (channel encryption and framing included)
     bytes_sent: int = 0
     bytes_received: int = 0
-    #: messages sent ahead of a draining backlog (their publisher had nothing queued)
+    #: messages sent by the live lane while a backlog was still draining
     live: int = 0
+    #: publishers held in the backlog lane on this connection (more than ``PROMOTE_MAX`` queued)
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +89,8 @@ class Uplink:
         self.options = options
         self.queue_id = trunk_queue_id(namespace)
         self.stats = UplinkStats(since=wall)
+        #: queued messages the DR acknowledged that the queue cannot drop yet (``lanes.py``)
+        self.acked = AckedRanges()
         self.session: UplinkSession | None = None
         self.revocations = revocations or (lambda: [])
         self.on_revocations = on_revocations
@@ -126,8 +127,7 @@ class Uplink:
 
     def trunk_appended(self, seq: int, msg: Message) -> None:
         if self.session is not None:
-            self.session.offer_live(seq, msg)
-            self.session.wake()
+            self.session.wake()  # the glue calls prepare_output once per write pass: messages batch
 
     def subscription_changed(self, sub: RouterSubscription, change: SubscriptionChange,
                              unsubscribe: bytes | None) -> None:
@@ -185,18 +185,22 @@ class UplinkSession(TrunkEnd):
         super().__init__(uplink.core, channel, uplink.options, now)
         self.uplink = uplink
         self.up = False
-        self._cursor = -1
-        self._inflight: list[tuple[int, float]] = []  # (last seq of a batch, sent at)
-        self._inflight_msgs = 0
         self._req = 0
         self._pending: dict[int, _Pending] = {}
         self._ref_to_key: dict[str, str] = {}
         self._key_to_ref: dict[str, str] = {}
-        #: per publisher, how many of its queued messages this connection has not sent yet; a publisher
-        #: with none may go by the live lane (its order cannot be broken by overtaking a backlog)
-        self._unsent: dict[bytes, int] = {}
-        #: sequences sent by the live lane, ahead of the in-order cursor (skipped when it gets there)
-        self._live_sent: set[int] = set()
+        #: the last sequence queued when the connection opened: what is at or below it is the backlog
+        self._boundary = -1
+        #: last sequence the backlog lane / the live lane has looked at
+        self._backlog_cursor = -1
+        self._live_cursor = -1
+        #: backlog of publishers with a small one, sent first by the live lane (their order is kept)
+        self._promote: list[int] = []
+        self._promoted: set[int] = set()
+        #: publishers with a larger backlog: their new messages follow it in the backlog lane
+        self._held: set[bytes] = set()
+        self._backlog_lane = Lane()
+        self._live_lane = Lane()
 
     def _opened(self, now: float, wall: float) -> None:
         up = self.uplink
@@ -204,18 +208,15 @@ class UplinkSession(TrunkEnd):
         self.up = True
         up.stats.state = "up"
         up.stats.since = wall
-        self._cursor = self.core.queues.stats(up.queue_id).head - 1
-        after = self._cursor
-        while True:  # who has messages waiting (cheap: the source id sits at a fixed offset)
-            batch = self.core.queues.peek(up.queue_id, after, _SCAN_BATCH)
-            if not batch:
-                break
-            for seq, raw in batch:
-                src = source_of(raw)
-                self._unsent[src] = self._unsent.get(src, 0) + 1
-                after = seq
-        log.info("event=uplink_up namespace=%s dr=%s backlog=%d", format_id(up.namespace),
-                 format_id(self.channel.peer.id), up.backlog())
+        st = self.core.queues.stats(up.queue_id)
+        self._boundary = self._live_cursor = st.tail - 1
+        self._backlog_cursor = st.head - 1
+        lanes = plan(self._peek, up.acked, st.head - 1, self.options.window)
+        self._promote, self._held = lanes.promote, lanes.held
+        self._promoted = set(self._promote)
+        up.stats.held = len(self._held)
+        log.info("event=uplink_up namespace=%s dr=%s backlog=%d promoted=%d held=%d", format_id(up.namespace),
+                 format_id(self.channel.peer.id), up.backlog(), len(self._promote), len(self._held))
         revs = up.revocations()
         if revs:
             self._send(FrameType.T_REVOKE, revs)
@@ -245,23 +246,6 @@ class UplinkSession(TrunkEnd):
         self._pending[self._req] = _Pending("query", reply=reply)
         self._send(FrameType.T_QUERY, self._req, raw, proof, after_uri, limit)
 
-    def offer_live(self, seq: int, msg: Message) -> None:
-        """A message was just appended to the trunk queue. If a backlog is ahead of it and its publisher
-        has nothing waiting, send it now (the live lane) so live traffic is not stuck behind a drain;
-        otherwise it waits its turn, which keeps every publisher's order."""
-        if not self.up or self.closing:
-            return
-        src = msg.src
-        backlog_ahead = seq > self._cursor + 1 or self._inflight_msgs >= self.options.window
-        if backlog_ahead and self._unsent.get(src, 0) == 0:
-            defs, base_ts, blob = self.encoder.encode_batch([(msg, self.core.proofs.get(msg.proof_id))])
-            self._send(FrameType.T_PUB, seq, defs, base_ts, blob, [], True)
-            self._live_sent.add(seq)
-            self.uplink.stats.sent += 1
-            self.uplink.stats.live += 1
-        else:
-            self._unsent[src] = self._unsent.get(src, 0) + 1
-
     def fail_pending(self) -> None:
         """The connection is gone: queries waiting for the DR are answered from the site's store."""
         for p in self._pending.values():
@@ -270,40 +254,130 @@ class UplinkSession(TrunkEnd):
                                       "during the query; retry (it is answered locally while the uplink is down)")
         self._pending.clear()
 
-    # ------------------------------------------------------------------ the ordered sender
+    # ------------------------------------------------------------------ the two lanes
 
     def prepare_output(self, now: float) -> None:
-        """Send trunk batches while the in-flight window has room."""
+        """Send the live lane (small backlogs, then what publishers not held published since the
+        connection opened) while its window has room, then one batch of the backlog (once it is all
+        sent: what held publishers published since, after it). The glue calls again while ``has_work``,
+        so each backlog batch is written in its own loop iteration and a live message never waits for a
+        window's worth of backlog to be encoded."""
         if not self.up or self.closing:
             return
-        while self._inflight_msgs < self.options.window:
-            room = min(BATCH_MESSAGES, self.options.window - self._inflight_msgs)
-            items = self.core.queues.peek(self.uplink.queue_id, self._cursor, room)
+        self._send_live(now)
+        self._send_backlog(now)
+
+    def has_work(self) -> bool:
+        return (self.up and not self.closing and not self.backlog_sent()
+                and self.options.window - self._backlog_lane.inflight >= self._room_needed())
+
+    def backlog_sent(self) -> bool:
+        return self._backlog_cursor >= self._boundary
+
+    def _room_needed(self) -> int:
+        return 1 if self._backlog_lane.inflight == 0 else self._full_frame()
+
+    def _peek(self, after: int, n: int) -> list[Item]:
+        return self.core.queues.peek(self.uplink.queue_id, after, n)
+
+    def _send_live(self, now: float) -> None:
+        lane, window = self._live_lane, self.options.window
+        while self._promote and lane.inflight < window:
+            items = self._take_promoted(min(BATCH_MESSAGES, window - lane.inflight))
+            if items:
+                self._send_frame(True, items, now)
+        self._send_new(True, now)
+
+    def _send_new(self, live: bool, now: float) -> None:
+        """Send messages published since the connection opened by one lane: the live lane takes those of
+        publishers not held, the backlog lane (once its backlog is sent) those of held publishers."""
+        lane, window, held = (self._live_lane if live else self._backlog_lane), self.options.window, self._held
+        mine = None if not held else (lambda raw: (source_of(raw) in held) != live)
+        while lane.inflight < window:
+            cursor = self._live_cursor if live else self._backlog_cursor
+            items, skip_to, cut_short = pick(self._peek, cursor, min(BATCH_MESSAGES, window - lane.inflight), mine)
+            if not items or (not cut_short and len(items) < self._full_frame() and lane.inflight > 0):
+                items = []  # a small frame only when the lane is idle; else the next ack brings more
+            cursor = items[-1][0] if items else skip_to
+            if live:
+                self._live_cursor = cursor
+            else:
+                self._backlog_cursor = cursor
             if not items:
                 return
-            self._send_batch(_cut(items), now)
+            self._send_frame(live, items, now)
 
-    def _send_batch(self, items: list[tuple[int, bytes]], now: float) -> None:
-        first = items[0][0]
-        last = items[-1][0]
-        to_send = [(q, raw) for q, raw in items if q not in self._live_sent]
-        skipped = [q for q, _raw in items if q in self._live_sent]
-        self._live_sent.difference_update(skipped)
-        for _q, raw in to_send:
-            src = source_of(raw)
-            left = self._unsent.get(src, 0) - 1
-            if left > 0:
-                self._unsent[src] = left
-            else:
-                self._unsent.pop(src, None)
-        seqs, defs, base_ts, blob = self._batch(to_send)
-        sent = set(seqs)
-        skipped += [q for q, _raw in to_send if q not in sent]  # unparsable: skipped, counted in logs
-        self._cursor = last
-        self._send(FrameType.T_PUB, first, defs, base_ts, blob, sorted(skipped), False)
-        self._inflight.append((last, now))
-        self._inflight_msgs += len(items)
-        self.uplink.stats.sent += len(seqs)
+    def _full_frame(self) -> int:
+        """Messages of a frame worth sending while the lane still has one in flight (Nagle's rule: a
+        fast publisher's messages batch while the DR acknowledges, instead of a frame each)."""
+        return min(BATCH_MESSAGES, max(1, self.options.window // 4))
+
+    def _take_promoted(self, room: int) -> list[tuple[int, bytes]]:
+        """The next promoted messages, in order, with few enough gaps between them for one frame."""
+        queues, qid = self.core.queues, self.uplink.queue_id
+        items: list[tuple[int, bytes]] = []
+        size = 0
+        while self._promote and len(items) < room:
+            seq = self._promote[0]
+            if items and (seq - items[0][0] + 1 - len(items) - 1 > MAX_HOLES or size > BATCH_BYTES):
+                break
+            self._promote.pop(0)
+            got = queues.peek(qid, seq - 1, 1)
+            if got and got[0][0] == seq:  # else dropped meanwhile (queue bound)
+                items.append(got[0])
+                size += len(got[0][1])
+        return items
+
+    def _send_backlog(self, now: float) -> None:
+        """One batch of the backlog; once it is all sent, held publishers' new messages."""
+        lane, window, acked = self._backlog_lane, self.options.window, self.uplink.acked
+        while window - lane.inflight >= self._room_needed() and self._backlog_cursor < self._boundary:
+            end = acked.covering(self._backlog_cursor + 1)
+            if end is not None:  # acknowledged on an earlier connection
+                self._backlog_cursor = end
+                continue
+            room = min(BATCH_MESSAGES, window - lane.inflight)
+            stop = min(self._boundary, (acked.next_start(self._backlog_cursor) or self._boundary + 1) - 1)
+            items = [it for it in self.core.queues.peek(self.uplink.queue_id, self._backlog_cursor, room)
+                     if it[0] <= stop]
+            if not items:
+                self._backlog_cursor = stop
+                continue
+            items = cut(items)
+            self._backlog_cursor = items[-1][0]
+            entries = [it for it in items if it[0] not in self._promoted]
+            if entries:
+                self._send_frame(False, entries, now)
+                return  # one batch per call (see prepare_output)
+        if self._held and self.backlog_sent():
+            self._send_new(False, now)
+
+    def _send_frame(self, live: bool, items: list[tuple[int, bytes]], now: float) -> None:
+        seqs, defs, base_ts, blob = self._batch(items)
+        ranges = runs([q for q, _raw in items])
+        if not seqs:  # only unparsable messages (logged): nothing to send, nothing to wait for
+            for a, b in ranges:
+                self.uplink.acked.add(a, b)
+            self._advance_queue(now)
+            return
+        first, last = seqs[0], seqs[-1]
+        included = set(seqs)
+        skipped = [q for q in range(first, last + 1) if q not in included]
+        self._send(FrameType.T_PUB, first, defs, base_ts, blob, skipped, LIVE if live else BACKLOG)
+        (self._live_lane if live else self._backlog_lane).sent(SentFrame(last, ranges, len(items), now))
+        stats = self.uplink.stats
+        stats.sent += len(seqs)
+        if live and not (self.backlog_sent() and not self._backlog_lane.frames):
+            stats.live += len(seqs)
+
+    def _advance_queue(self, now: float) -> None:
+        up = self.uplink
+        queues = self.core.queues
+        upto = up.acked.take_prefix(queues.stats(up.queue_id).head)
+        if upto is not None:
+            before = queues.stats(up.queue_id).depth
+            queues.ack(up.queue_id, upto, now)
+            up.stats.acked += before - queues.stats(up.queue_id).depth
 
     # ------------------------------------------------------------------ frames from the DR
 
@@ -322,16 +396,16 @@ class UplinkSession(TrunkEnd):
         for r in refused:
             log.warning("event=trunk_message_refused namespace=%s detail=%r", format_id(up.namespace), r)
         up.stats.refused += len(refused)
-        if upto < 0:  # refusals of live-lane messages only; they stay queued until the cursor acks them
+        if upto < 0:  # refusals only (a DR answering single live messages of an earlier site)
             return
-        queues = self.core.queues
-        before = queues.stats(up.queue_id).depth
-        queues.ack(up.queue_id, upto, now)
-        up.stats.acked += before - queues.stats(up.queue_id).depth
-        while self._inflight and self._inflight[0][0] <= upto:
-            _last, sent = self._inflight.pop(0)
-            up.stats.rtt_ms = 1000.0 * (now - sent)
-        self._inflight_msgs = max(0, self._cursor - upto) if self._inflight else 0
+        done = self._live_lane.acknowledge(upto) or self._backlog_lane.acknowledge(upto)
+        if done is None:
+            raise TrunkViolation(f"T_ACK {upto} matches no batch in flight")
+        for f in done:
+            for a, b in f.ranges:
+                up.acked.add(a, b)
+        up.stats.rtt_ms = 1000.0 * (now - done[-1].sent_at)
+        self._advance_queue(now)
         self.prepare_output(now)
 
     def _on_subscribed(self, frame: Frame, now: float, wall: float) -> None:
@@ -391,16 +465,6 @@ class UplinkSession(TrunkEnd):
         (revs,) = fields(frame, 1)
         if isinstance(revs, list) and self.uplink.on_revocations is not None:
             self.uplink.on_revocations([r for r in revs if isinstance(r, bytes)])
-
-
-def _cut(items: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """The longest prefix within ``BATCH_BYTES`` (at least one item)."""
-    size = 0
-    for i, (_seq, raw) in enumerate(items):
-        size += len(raw)
-        if size > BATCH_BYTES and i > 0:
-            return items[:i]
-    return items
 
 
 _HANDLERS: dict[FrameType, Callable[[UplinkSession, Frame, float, float], None]] = {
