@@ -153,3 +153,35 @@ def test_near_miss_vectors(data: bytes, reason: Reason) -> None:
 
 def test_encode_sorts_maps_built_out_of_order() -> None:
     assert encode({2: 1, 1: {3: 0, 0: [True, None]}}) == b"\xa2\x01\xa2\x00\x82\xf5\xf6\x03\x00\x02\x01"
+
+
+def test_cbor2_without_strict_options_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wavemq_edge.wave.canonical as canonical
+
+    real = cbor2.loads
+
+    def old_loads(data: bytes, *, tag_hook: object = None, **kwargs: object) -> object:
+        if kwargs:
+            raise TypeError(f"{next(iter(kwargs))!r} is an invalid keyword argument for this function")
+        return real(data, tag_hook=tag_hook)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cbor2, "loads", old_loads)
+    assert canonical._strict_loads_options() is None
+
+
+@given(values, st.sampled_from(["as-is", "trailing", "long-int", "indefinite", "unsorted", "duplicate"]))
+def test_decode_without_strict_cbor2_options_is_as_exact(value: object, mutation: str) -> None:
+    """The cbor2 5.x path (re-encode and compare) agrees with the reference like the one-pass path."""
+    import wavemq_edge.wave.canonical as canonical
+
+    raw = encode(value)  # type: ignore[arg-type]
+    data = {"as-is": raw, "trailing": raw + b"\x00", "long-int": b"\x82\x18\x05" + raw,
+            "indefinite": b"\x9f" + raw + b"\xff", "unsorted": b"\xa2\x02\x00\x01" + raw,
+            "duplicate": b"\xa2\x01\x00\x01" + raw}[mutation]
+    saved = canonical._STRICT_LOADS
+    canonical._STRICT_LOADS = None  # type: ignore[misc]
+    try:
+        assert _outcome(decode, data) == _outcome(decode_reference, data)
+    finally:
+        canonical._STRICT_LOADS = saved  # type: ignore[misc]
+    assert (_outcome(decode, data)[0] == "ok") == (mutation == "as-is")

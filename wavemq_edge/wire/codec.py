@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import struct
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 import cbor2
 
@@ -138,15 +138,29 @@ def _check_value(value: object, depth: int) -> str | None:
     return f"value of type {t.__name__} (floats, tags and simple values are not allowed)"
 
 
+def _strict_options() -> dict[str, Any]:
+    """The strictest options this cbor2 takes. cbor2 >= 6 refuses every tag, indefinite lengths,
+    duplicate keys and deep nesting while decoding. cbor2 5.x (Debian bookworm ships 5.4.6) has only
+    ``tag_hook``: it still decodes its built-in tags (datetimes, bignums, sets, ...) itself, and
+    ``_check_value`` then refuses whatever is not a plain type; indefinite lengths and duplicate keys
+    (last one wins) get through there. Frames are not signed, so that is looser but not unsafe;
+    signed objects go through ``wave.canonical``, which stays exact with either."""
+    strict: dict[str, Any] = {"semantic_decoders": _SEMANTIC_REJECTS, "tag_hook": _reject_tag,
+                              "allow_indefinite": False, "allow_duplicate_keys": False,
+                              "max_depth": MAX_DEPTH + 1}
+    try:
+        cbor2.CBORDecoder(io.BytesIO(b""), **strict)
+    except TypeError:
+        return {"tag_hook": _reject_tag}
+    return strict
+
+
+#: Checked once at import (see :func:`_strict_options`).
+_DECODER_OPTIONS: Final = _strict_options()
+
+
 def _new_cbor_decoder() -> cbor2.CBORDecoder:
-    return cbor2.CBORDecoder(
-        io.BytesIO(b""),
-        semantic_decoders=_SEMANTIC_REJECTS,
-        tag_hook=_reject_tag,
-        allow_indefinite=False,
-        allow_duplicate_keys=False,
-        max_depth=MAX_DEPTH + 1,
-    )
+    return cbor2.CBORDecoder(io.BytesIO(b""), **_DECODER_OPTIONS)
 
 
 def decode_body(body: bytes | bytearray | memoryview, offset: int = 0,
@@ -160,7 +174,8 @@ def decode_body(body: bytes | bytearray | memoryview, offset: int = 0,
             decoder = _new_cbor_decoder()
         decoder.fp = stream
         item = decoder.decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError) as exc:
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError,
+            MemoryError) as exc:  # MemoryError: cbor2 5.x preallocates a declared length
         raise RemoteWireError(
             f"malformed frame at offset {offset}: {exc} (state=body, bytes: {_snippet(raw)})",
             CloseCode.MALFORMED_FRAME,
