@@ -4,15 +4,16 @@ Messages are deduplicated by ``(src, msg_id)`` and requests by ``(src, nonce)`` 
 timestamp check refuses anything older than ``max_age_s``, so the window only has to remember ids
 younger than that.
 
-Layout (about 23 bytes per remembered id at the bound, against ~270 for a set of tuples plus a heap):
+Layout (about 22 bytes per remembered id at the bound, against ~270 for a set of tuples plus a heap):
 
 * each pair is reduced to a 64-bit fingerprint, BLAKE2b keyed with a random per-guard key (so nobody
   can aim a collision at another source's id; an accidental one, a false REPLAYED, has odds of about
   ``entries / 2**64``);
-* fingerprints live in one preallocated open-addressing table (``array('Q')``, linear probing, load at
-  most 3/4, deletion by backward shift, so no tombstones and no rebuilds);
+* fingerprints live in one open-addressing table (``array('Q')``, linear probing, load at most 3/4,
+  deletion by backward shift, so no tombstones; the table doubles as it fills, up to the size the bound
+  needs, so a quiet router holds 32 KiB);
 * for expiry, each fingerprint is also appended to the bucket of its timestamp (``array('Q')`` plus a
-  32-bit offset in ms): a bucket spans ``max(1 s, max_age / 512)``; a whole bucket is forgotten once its
+  16-bit offset in ms): a bucket spans ``max(1 s, max_age / 64)``; a whole bucket is forgotten once its
   end is older than ``now - max_age_s``, so an id is remembered at least ``max_age_s`` and at most one
   bucket longer.
 
@@ -34,12 +35,15 @@ from .errors import Reason, VerificationError
 __all__ = ["REPLAY_WINDOW_MAX", "ReplayGuard"]
 
 #: Ids remembered: a 2**19-slot table at 3/4 load. The guard's window is ``request_max_age_s + skew_s``
-#: (600 s by default), so 655 messages/s fit without narrowing it. Memory: a 4 MiB table from the start,
-#: plus 12 bytes per remembered id in the buckets (~8.6 MiB when full).
+#: (600 s by default), so 655 messages/s fit without narrowing it. Memory: the table grows with use up
+#: to 4 MiB, plus ~12 bytes per remembered id in the buckets: ~9.3 MB when full.
 REPLAY_WINDOW_MAX: Final = 393_216
 
-#: Buckets per window at most (each is an ``array`` pair: ~150 bytes of overhead).
-_BUCKETS_PER_WINDOW: Final = 512
+#: Buckets per window (each costs ~250 bytes however few ids it holds, which matters at low rates);
+#: an id is remembered at most one bucket (1/64 of the window, ~9 s by default) past the window.
+_BUCKETS_PER_WINDOW: Final = 64
+#: The table starts at 32 KiB and doubles at 3/4 load up to the size ``max_entries`` needs.
+_INITIAL_SLOTS: Final = 4096
 _MAX_LOAD_NUM, _MAX_LOAD_DEN = 3, 4
 
 
@@ -50,22 +54,22 @@ class _Bucket:
 
     __slots__ = ("fps", "offsets", "sorted")
 
-    def __init__(self) -> None:
+    def __init__(self, offset_type: str) -> None:
         self.fps = array("Q")
-        self.offsets = array("I")
+        self.offsets = array(offset_type)
         self.sorted = True
 
     def sort(self) -> None:
         order = sorted(range(len(self.offsets)), key=self.offsets.__getitem__)  # stable: arrival order on ties
         order.reverse()
         self.fps = array("Q", [self.fps[k] for k in order])
-        self.offsets = array("I", [self.offsets[k] for k in order])
+        self.offsets = array(self.offsets.typecode, [self.offsets[k] for k in order])
         self.sorted = True
 
 
 class ReplayGuard:
     __slots__ = ("_bucket_ms", "_buckets", "_count", "_floor_ms", "_hasher", "_mask", "_max_age_ms",
-                 "_max_entries", "_starts", "_table", "dropped")
+                 "_max_entries", "_max_slots", "_offset_type", "_starts", "_table", "dropped")
 
     def __init__(self, *, max_age_s: float, max_entries: int = REPLAY_WINDOW_MAX) -> None:
         if max_entries < 1:
@@ -75,10 +79,12 @@ class ReplayGuard:
         slots = 8
         while slots * _MAX_LOAD_NUM < max_entries * _MAX_LOAD_DEN:
             slots *= 2
-        self._mask = slots - 1
-        self._table = array("Q", bytes(8 * slots))  # 0 = empty slot
+        self._max_slots = slots
+        self._mask = min(slots, _INITIAL_SLOTS) - 1
+        self._table = array("Q", bytes(8 * (self._mask + 1)))  # 0 = empty slot
         self._hasher = hashlib.blake2b(digest_size=8, key=os.urandom(16))  # copied per id: the key once
         self._bucket_ms = min(max(1000, self._max_age_ms // _BUCKETS_PER_WINDOW), 0xFFFFFFFF)
+        self._offset_type = "H" if self._bucket_ms <= 0x10000 else "I"  # ms within a bucket
         self._buckets: dict[int, _Bucket] = {}
         self._starts: list[int] = []  # min-heap of the bucket numbers in _buckets
         self._count = 0
@@ -117,14 +123,29 @@ class ReplayGuard:
         self._count += 1
         bucket = self._buckets.get(number)
         if bucket is None:
-            bucket = self._buckets[number] = _Bucket()
+            bucket = self._buckets[number] = _Bucket(self._offset_type)
             heapq.heappush(starts, number)
         elif bucket.sorted and bucket.offsets and offset >= bucket.offsets[-1]:
             bucket.sorted = False
         bucket.fps.append(fp)
         bucket.offsets.append(offset)
+        if self._count * _MAX_LOAD_DEN > (mask + 1) * _MAX_LOAD_NUM and mask + 1 < self._max_slots:
+            self._grow()  # after the append: it places what the buckets hold
         while self._count > self._max_entries:
             self._drop_oldest()
+
+    def _grow(self) -> None:
+        """Double the table (a quiet router keeps a small one): every remembered id is placed again, in
+        one pass over the buckets (about 0.1 s for the last doubling to the default bound)."""
+        mask = (self._mask << 1) | 1
+        table = array("Q", bytes(8 * (mask + 1)))
+        for bucket in self._buckets.values():
+            for fp in bucket.fps:
+                i = fp & mask
+                while table[i]:
+                    i = (i + 1) & mask
+                table[i] = fp
+        self._table, self._mask = table, mask
 
     def _expire(self, horizon_ms: int) -> None:
         starts = self._starts
