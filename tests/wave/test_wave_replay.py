@@ -64,6 +64,19 @@ def test_bound_drops_the_oldest_timestamp_not_the_oldest_arrival() -> None:
     assert replayed(guard, b"s", b"mid", T0_MS + 3, T0)
 
 
+def test_out_of_order_arrival_after_an_eviction_keeps_the_oldest_first() -> None:
+    guard = ReplayGuard(max_age_s=600, max_entries=2)  # one 9.4-s bucket holds everything here
+    for ident, ms in ((b"a", 5), (b"b", 1), (b"c", 3)):
+        guard.accept(b"s", ident, T0_MS + ms, T0)
+    assert guard.dropped == 1  # b (1 ms): the floor is 2 ms now
+    guard.accept(b"s", b"d", T0_MS + 2, T0)  # arrives after c and a, older than both: dropped next
+    assert guard.dropped == 2
+    guard.accept(b"s", b"e", T0_MS + 3, T0)  # the floor is 3 ms: accepted, and c (3 ms) goes
+    assert replayed(guard, b"s", b"d", T0_MS + 2, T0)
+    assert replayed(guard, b"s", b"c", T0_MS + 3, T0) and replayed(guard, b"s", b"a", T0_MS + 5, T0)
+    guard.accept(b"s", b"f", T0_MS + 4, T0)  # c and e had 3 ms: the floor is 4 ms
+
+
 def test_many_distinct_ids_all_accepted_remembered_and_expired() -> None:
     guard = ReplayGuard(max_age_s=600, max_entries=6000)
     ids = [os.urandom(16) for _ in range(6000)]
@@ -105,17 +118,18 @@ ops = st.lists(st.tuples(st.sampled_from([b"a", b"b"]), st.integers(0, 40), st.i
 
 
 @settings(max_examples=200, deadline=None)
-@given(ops, st.integers(1, 12), st.sampled_from([(5, 1000), (192, 3000)]))
+@given(ops, st.integers(1, 12), st.sampled_from([(5, 1000, 100), (192, 3000, 11400), (600, 9375, 1)]))
 def test_guard_agrees_with_the_model(steps: list[tuple[bytes, int, int, int]], max_entries: int,
-                                     window: tuple[int, int]) -> None:
+                                     window: tuple[int, int, int]) -> None:
     """Small tables (8-16 slots) so probe runs wrap and collide, and deletions shift entries back; a
-    5-s window has 1-s buckets, a 192-s one 3-s buckets (1/64 of it)."""
-    max_age_s, bucket = window
+    5-s window has 1-s buckets, a 192-s one 3-s buckets (1/64 of it), and in a 600-s one time hardly
+    moves, so evictions and out-of-order arrivals meet in one 9.4-s bucket."""
+    max_age_s, bucket, pace = window
     guard, model = ReplayGuard(max_age_s=max_age_s, max_entries=max_entries), _Model(max_age_s * 1000, max_entries,
                                                                                       bucket)
     now_ms = T0_MS
     for src, n, skew_ms, advance_ms in steps:
-        now_ms += advance_ms * bucket // 1000 * (max_age_s // 5)
+        now_ms += advance_ms * pace // 100
         ident, ts = n.to_bytes(2, "big"), now_ms + skew_ms
         assert (not replayed(guard, src, ident, ts, now_ms / 1000)) == model.accept((src, ident), ts, now_ms)
         assert len(guard) == len(model.seen)

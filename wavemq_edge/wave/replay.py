@@ -24,6 +24,7 @@ whether we saw it. Under a flood the window narrows; it never lets a replay thro
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import os
@@ -42,34 +43,78 @@ REPLAY_WINDOW_MAX: Final = 393_216
 #: Buckets per window (each costs ~250 bytes however few ids it holds, which matters at low rates);
 #: an id is remembered at most one bucket (1/64 of the window, ~9 s by default) past the window.
 _BUCKETS_PER_WINDOW: Final = 64
+_NEVER: Final = 1 << 62
 #: The table starts at 32 KiB and doubles at 3/4 load up to the size ``max_entries`` needs.
 _INITIAL_SLOTS: Final = 4096
 _MAX_LOAD_NUM, _MAX_LOAD_DEN = 3, 4
 
 
 class _Bucket:
-    """The ids whose timestamps fall in one bucket: fingerprints and ms offsets, in arrival order until
-    an eviction at the bound sorts them (descending, so the oldest pops off the end; of equal timestamps
-    the first to arrive goes first)."""
+    """The ids whose timestamps fall in one bucket: fingerprints and ms offsets, appended in arrival
+    order. The first eviction at the bound sorts them by timestamp (stable: of equal timestamps the
+    first to arrive goes first) and from then on they stay sorted: an append in order is an append, one
+    out of order is inserted at its place. ``head``: entries before it are evicted already (the arrays
+    are compacted when that is half of them)."""
 
-    __slots__ = ("fps", "offsets", "sorted")
+    __slots__ = ("fps", "head", "offsets", "sorted")
 
     def __init__(self, offset_type: str) -> None:
         self.fps = array("Q")
         self.offsets = array(offset_type)
-        self.sorted = True
+        self.sorted = False
+        self.head = 0
 
-    def sort(self) -> None:
-        order = sorted(range(len(self.offsets)), key=self.offsets.__getitem__)  # stable: arrival order on ties
-        order.reverse()
-        self.fps = array("Q", [self.fps[k] for k in order])
-        self.offsets = array(self.offsets.typecode, [self.offsets[k] for k in order])
-        self.sorted = True
+    def __len__(self) -> int:
+        return len(self.fps) - self.head
+
+    def live(self) -> array[int]:
+        return self.fps[self.head :] if self.head else self.fps
+
+    def add(self, fp: int, offset: int) -> None:
+        offsets = self.offsets
+        if self.sorted and offsets and offset < offsets[-1]:
+            at = bisect.bisect_right(offsets, offset, self.head)
+            offsets.insert(at, offset)
+            self.fps.insert(at, fp)
+        else:
+            offsets.append(offset)
+            self.fps.append(fp)
+
+    def pop_oldest(self) -> tuple[int, int]:
+        """(fingerprint, offset) of the oldest id, removed."""
+        if not self.sorted:
+            order = sorted(range(len(self.offsets)), key=self.offsets.__getitem__)
+            self.fps = array("Q", [self.fps[k] for k in order])
+            self.offsets = array(self.offsets.typecode, [self.offsets[k] for k in order])
+            self.sorted = True
+        head = self.head
+        oldest = self.fps[head], self.offsets[head]
+        head += 1
+        if head * 2 >= len(self.fps):
+            del self.fps[:head]
+            del self.offsets[:head]
+            head = 0
+        self.head = head
+        return oldest
 
 
 class ReplayGuard:
-    __slots__ = ("_bucket_ms", "_buckets", "_count", "_floor_ms", "_hasher", "_mask", "_max_age_ms",
-                 "_max_entries", "_max_slots", "_offset_type", "_starts", "_table", "dropped")
+    __slots__ = (
+        "_bucket_ms",
+        "_buckets",
+        "_count",
+        "_floor_ms",
+        "_grow_at",
+        "_hasher",
+        "_mask",
+        "_max_age_ms",
+        "_max_entries",
+        "_max_slots",
+        "_offset_type",
+        "_starts",
+        "_table",
+        "dropped",
+    )
 
     def __init__(self, *, max_age_s: float, max_entries: int = REPLAY_WINDOW_MAX) -> None:
         if max_entries < 1:
@@ -82,6 +127,7 @@ class ReplayGuard:
         self._max_slots = slots
         self._mask = min(slots, _INITIAL_SLOTS) - 1
         self._table = array("Q", bytes(8 * (self._mask + 1)))  # 0 = empty slot
+        self._grow_at = self._grow_threshold()
         self._hasher = hashlib.blake2b(digest_size=8, key=os.urandom(16))  # copied per id: the key once
         self._bucket_ms = min(max(1000, self._max_age_ms // _BUCKETS_PER_WINDOW), 0xFFFFFFFF)
         self._offset_type = "H" if self._bucket_ms <= 0x10000 else "I"  # ms within a bucket
@@ -116,20 +162,19 @@ class ReplayGuard:
             if f == fp:
                 raise VerificationError(Reason.REPLAYED, f"id {ident.hex()} from this source was already accepted")
             i = (i + 1) & mask
-        number, offset = divmod(timestamp_ms, self._bucket_ms)
-        if (number + 1) * self._bucket_ms <= horizon_ms:
+        bucket_ms = self._bucket_ms
+        number = timestamp_ms // bucket_ms
+        start = number * bucket_ms
+        if start + bucket_ms <= horizon_ms:
             return  # already outside the window: it would be forgotten on the next call anyway
         table[i] = fp
-        self._count += 1
         bucket = self._buckets.get(number)
         if bucket is None:
             bucket = self._buckets[number] = _Bucket(self._offset_type)
             heapq.heappush(starts, number)
-        elif bucket.sorted and bucket.offsets and offset >= bucket.offsets[-1]:
-            bucket.sorted = False
-        bucket.fps.append(fp)
-        bucket.offsets.append(offset)
-        if self._count * _MAX_LOAD_DEN > (mask + 1) * _MAX_LOAD_NUM and mask + 1 < self._max_slots:
+        bucket.add(fp, timestamp_ms - start)
+        count = self._count = self._count + 1
+        if count > self._grow_at:
             self._grow()  # after the append: it places what the buckets hold
         while self._count > self._max_entries:
             self._drop_oldest()
@@ -140,33 +185,36 @@ class ReplayGuard:
         mask = (self._mask << 1) | 1
         table = array("Q", bytes(8 * (mask + 1)))
         for bucket in self._buckets.values():
-            for fp in bucket.fps:
+            for fp in bucket.live():
                 i = fp & mask
                 while table[i]:
                     i = (i + 1) & mask
                 table[i] = fp
         self._table, self._mask = table, mask
+        self._grow_at = self._grow_threshold()
+
+    def _grow_threshold(self) -> int:
+        slots = self._mask + 1
+        return slots * _MAX_LOAD_NUM // _MAX_LOAD_DEN if slots < self._max_slots else _NEVER
 
     def _expire(self, horizon_ms: int) -> None:
         starts = self._starts
         while starts and (starts[0] + 1) * self._bucket_ms <= horizon_ms:
             bucket = self._buckets.pop(heapq.heappop(starts))
-            for fp in bucket.fps:
+            for fp in bucket.live():
                 self._delete(fp)
-            self._count -= len(bucket.fps)
+            self._count -= len(bucket)
 
     def _drop_oldest(self) -> None:
         """At the bound: forget the id with the oldest timestamp and raise the floor above it."""
         number = self._starts[0]
         bucket = self._buckets[number]
-        if not bucket.sorted:
-            bucket.sort()
-        self._delete(bucket.fps.pop())
-        offset = bucket.offsets.pop()
+        fp, offset = bucket.pop_oldest()
+        self._delete(fp)
         self._count -= 1
         self.dropped += 1
         self._floor_ms = max(self._floor_ms, number * self._bucket_ms + offset + 1)
-        if not bucket.fps:
+        if not bucket:
             heapq.heappop(self._starts)
             del self._buckets[number]
 
