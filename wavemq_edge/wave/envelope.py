@@ -14,8 +14,7 @@ path, and by construction the same bytes).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -68,9 +67,9 @@ def domain(kind: ObjectType) -> bytes:
     return _DOMAINS[kind]
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """A decoded envelope: its type, TBS map, the exact TBS bytes that were signed, and the signature."""
+class Opened(NamedTuple):
+    """A decoded envelope: its type, TBS map, the exact TBS bytes that were signed, and the signature.
+    A NamedTuple: one is built per message, in half the time of a frozen dataclass."""
 
     type: ObjectType
     tbs: dict[int, CborValue]
