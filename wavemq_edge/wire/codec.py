@@ -10,7 +10,8 @@ Decoder theory of operation (nats ``parser.go``, h11 ``_receivebuffer.py``):
 * The body must be exactly one CBOR item (no trailing bytes), definite lengths only, no duplicate map
   keys, nesting at most ``MAX_DEPTH``, and only the plain types (int, bytes, str, bool, None, array,
   map with int/str keys). CBOR tags are refused: they would let a peer make us build datetimes,
-  decimals, shared (cyclic) references or regexes.
+  decimals, shared (cyclic) references or regexes. (With cbor2 5.x, which lacks the strict options,
+  indefinite lengths and duplicate keys get through: see ``_strict_options``.)
 * Every failure raises ``RemoteWireError`` with a ``CloseCode``, the decoder state, the stream offset
   and a short hex snippet. After an error the decoder is in ``ERROR`` and raises again on any call: the
   connection is done.
