@@ -51,3 +51,37 @@ def test_the_uri_cache_never_admits_a_bad_uri(world: World) -> None:
         with pytest.raises(VerificationError) as info:
             Message.parse(sealed).verify(world.a.entity, now=T0)
         assert info.value.reason is Reason.WILDCARD_URI
+
+
+def test_a_proof_presented_again_is_not_hashed_again(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verifier.check remembers the id of recent small proof bytes; another proof gets its own id, and
+    a revocation still takes effect on the next check."""
+    from wave_world import st
+
+    from wavemq_edge.uri import parse_uri
+    from wavemq_edge.wave import PSET_WAVEMQ, Verifier
+    from wavemq_edge.wave import proof_cache as proof_cache_module
+
+    grants = [world.grant(world.ns, world.a, [st("publish", f"p{i}/*")]) for i in range(2)]
+    proofs = [world.proof(world.a.id, [g]) for g in grants]
+    hashed: list[bytes] = []
+    real = proof_cache_module.object_id
+
+    def counting(data: bytes) -> bytes:
+        hashed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(proof_cache_module, "object_id", counting)
+    verifier = Verifier()
+    kw = dict(subject=world.a.id, namespace=world.ns.id, pset=PSET_WAVEMQ, permission="publish", now=T0)
+    for _ in range(3):
+        for i, proof in enumerate(proofs):
+            verifier.check(proof.raw, resource=parse_uri(f"p{i}/x"), **kw)  # type: ignore[arg-type]
+    assert hashed == [proofs[0].raw, proofs[1].raw]
+    with pytest.raises(VerificationError) as info:
+        verifier.check(proofs[0].raw, resource=parse_uri("p1/x"), **kw)  # type: ignore[arg-type]
+    assert info.value.reason is Reason.INSUFFICIENT_PERMISSION
+    verifier.add_revocation(grants[0].revocation_commitment)
+    with pytest.raises(VerificationError) as info:
+        verifier.check(proofs[0].raw, resource=parse_uri("p0/x"), **kw)  # type: ignore[arg-type]
+    assert info.value.reason is Reason.REVOKED
