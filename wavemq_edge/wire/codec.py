@@ -168,7 +168,7 @@ def decode_body(body: bytes | bytearray | memoryview, offset: int = 0,
                 decoder: cbor2.CBORDecoder | None = None) -> Frame:
     """Decode one frame body (without its length prefix). ``offset`` is only used in error messages;
     ``decoder`` lets a ``FrameDecoder`` reuse one cbor2 decoder instead of building one per frame."""
-    raw = bytes(body)
+    raw = body if type(body) is bytes else bytes(body)
     stream = io.BytesIO(raw)
     try:
         if decoder is None:
@@ -193,7 +193,7 @@ def decode_body(body: bytes | bytearray | memoryview, offset: int = 0,
             f"malformed frame at offset {offset}: {problem} (state=body, bytes: {_snippet(raw)})",
             CloseCode.MALFORMED_FRAME,
         )
-    if not isinstance(item, list) or not item or isinstance(item[0], bool) or not isinstance(item[0], int):
+    if type(item) is not list or not item or type(item[0]) is not int:  # decoded: exact types, bool apart
         raise RemoteWireError(
             f"frame at offset {offset} is not an array starting with a frame type "
             f"(state=body, bytes: {_snippet(raw)})",
@@ -212,7 +212,7 @@ def encode_frame(kind: FrameType, *fields: object, max_frame_bytes: int = DEFAUL
     """Encode ``[kind, *fields]`` with its length prefix. Raises ``LocalWireError`` when the body would
     exceed ``max_frame_bytes`` (the peer would refuse it) or a field is not encodable."""
     try:
-        body = cbor2.dumps([int(kind), *fields])
+        body = cbor2.dumps([kind, *fields])  # an IntEnum encodes as its int (cbor2 5.4 and 6 alike)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
         raise LocalWireError(f"cannot encode {kind.name} frame: {exc}", CloseCode.INTERNAL_ERROR) from None
     if len(body) > max_frame_bytes:
