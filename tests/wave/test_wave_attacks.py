@@ -553,6 +553,18 @@ def test_g14_unsorted_and_duplicate_keys(world: World) -> None:
     refused(Reason.NON_CANONICAL, lambda: verify_proof(dup, now=T0))
 
 
+def test_g14_true_in_place_of_type_or_version_one(world: World) -> None:
+    """``true == 1`` in Python: an envelope with 0xf5 where the entity type or the version 1 belongs
+    would be a second encoding (hence a second ID) of the same signed object."""
+    raw = world.a.entity.raw
+    assert raw[:3] == b"\x84\x01\x01"
+    Entity.from_bytes(raw)
+    refused(Reason.WRONG_KIND, lambda: Entity.from_bytes(b"\x84\xf5" + raw[2:]))
+    refused(Reason.MALFORMED, lambda: Entity.from_bytes(b"\x84\x01\xf5" + raw[3:]))
+    msg = sign_message(world.a, namespace=world.ns.id, uri="a/b", payload=[], proof_id=b"\0" * 36, now=T0)
+    refused(Reason.MALFORMED, lambda: Message.parse(msg.raw[:2] + b"\xf5" + msg.raw[3:]))
+
+
 def test_g14_oversize_proof(world: World) -> None:
     refused(Reason.OVERSIZE, lambda: verify_proof(b"\x83" + b"\x00" * MAX_PROOF_BYTES, now=T0))
 

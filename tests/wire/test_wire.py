@@ -21,8 +21,10 @@ from wavemq_edge.wire import (
     LocalWireError,
     RemoteWireError,
     WireError,
+    codec,
     encode_frame,
 )
+from wavemq_edge.wire.codec import _DECODER_OPTIONS
 
 
 def body(item: object) -> bytes:
@@ -95,14 +97,20 @@ def test_oversize_prefix_fails_before_buffering() -> None:
         d.receive_bytes(b"x")
 
 
+#: cbor2 5.x (Debian bookworm) cannot refuse indefinite lengths or duplicate keys while decoding.
+_NEEDS_CBOR2_6 = pytest.mark.skipif("allow_indefinite" not in _DECODER_OPTIONS,
+                                    reason="this cbor2 has no strict decoding options")
+
+
 @pytest.mark.parametrize(
     ("raw", "code", "fragment"),
     [
         (b"\x00\x00\x00\x00", CloseCode.MALFORMED_FRAME, "empty frame"),
         (b"\x00\x00\x00\x02\x01\x02", CloseCode.MALFORMED_FRAME, "1 trailing bytes"),
         (b"\x00\x00\x00\x01\xff", CloseCode.MALFORMED_FRAME, "malformed frame"),
-        (b"\x00\x00\x00\x02\x9f\xff", CloseCode.MALFORMED_FRAME, "indefinite"),
-        (b"\x00\x00\x00\x05\xa2\x01\x01\x01\x02", CloseCode.MALFORMED_FRAME, "Duplicate"),
+        pytest.param(b"\x00\x00\x00\x02\x9f\xff", CloseCode.MALFORMED_FRAME, "indefinite", marks=_NEEDS_CBOR2_6),
+        pytest.param(b"\x00\x00\x00\x05\xa2\x01\x01\x01\x02", CloseCode.MALFORMED_FRAME, "Duplicate",
+                     marks=_NEEDS_CBOR2_6),
         (body(cbor2.CBORTag(1, 1363896240)), CloseCode.MALFORMED_FRAME, "tag"),
         (body(cbor2.CBORTag(9999, 1)), CloseCode.MALFORMED_FRAME, "tag"),
         (body([1, 1.5]), CloseCode.MALFORMED_FRAME, "float"),
@@ -189,3 +197,28 @@ def test_fuzz_corrupted_bodies(value: object, noise: bytes) -> None:
     d.receive_bytes(bytes(frame))
     with contextlib.suppress(WireError):
         drain(d)
+
+
+def test_cbor2_without_strict_options_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cbor2 5.x (Debian bookworm's 5.4.6) takes only ``tag_hook``: detected once, not a crash per frame."""
+    real = cbor2.CBORDecoder
+
+    def old_cbor2(fp: object, *, tag_hook: object = None, **kwargs: object) -> object:
+        if kwargs:
+            raise TypeError(f"{next(iter(kwargs))!r} is an invalid keyword argument for this function")
+        return real(fp, tag_hook=tag_hook)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cbor2, "CBORDecoder", old_cbor2)
+    assert set(codec._strict_options()) == {"tag_hook"}
+
+
+def test_frames_with_only_a_tag_hook_still_refuse_what_decodes_to_non_plain_types(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a 5.x decoder does with a built-in tag (a datetime here) is refused by the type walk."""
+    monkeypatch.setattr(codec, "_DECODER_OPTIONS", {"tag_hook": codec._reject_tag})
+    d = FrameDecoder()
+    d.receive_bytes(encode_frame(FrameType.PING, 7) + body([1, cbor2.CBORTag(1, 1363896240)]))
+    assert d.next_frame() == Frame(FrameType.PING, (7,))
+    with pytest.raises(RemoteWireError, match="datetime"):
+        d.next_frame()

@@ -19,7 +19,7 @@ anything the encoder would not have produced, so ``encode(decode(b)) == b`` for 
 
 from __future__ import annotations
 
-from typing import Final, Union
+from typing import Any, Final, Union
 
 import cbor2
 
@@ -114,9 +114,10 @@ _LEAVES: Final = frozenset({bytes, str, type(None), bool})
 
 
 def _plain(value: object, depth: int) -> bool:
-    """True if ``value`` is within the subset (types, int range, uint map keys, depth), so cbor2's C
-    codec produces and accepts exactly the bytes the reference encoder/decoder would. Explicit loops and
-    exact-type tests: this runs on every message, and generator-based ``all()`` doubled its cost."""
+    """True if ``value`` is within the subset (types, int range, uint map keys, depth) *and* every map's
+    keys are already in increasing order, so cbor2's C encoder in its default (insertion-order) mode
+    produces exactly the canonical bytes. Explicit loops and exact-type tests: generator-based ``all()``
+    doubled its cost."""
     t = type(value)
     if t in _LEAVES:
         return True
@@ -126,36 +127,57 @@ def _plain(value: object, depth: int) -> bool:
         return False
     if t is list or t is tuple:
         for v in value:  # type: ignore[attr-defined]
-            tv = type(v)
-            if tv in _LEAVES:
+            if type(v) in _LEAVES:
                 continue
             if not _plain(v, depth + 1):
                 return False
         return True
     if t is dict:
+        previous = -1
         for k, v in value.items():  # type: ignore[attr-defined]
-            if type(k) is not int or k < 0 or k > _UINT64_MAX:
+            if type(k) is not int or k <= previous:
                 return False
+            previous = k
             if type(v) not in _LEAVES and not _plain(v, depth + 1):
                 return False
-        return True
+        return previous <= _UINT64_MAX
     return False
 
 
 def encode(value: CborValue) -> bytes:
     """The canonical encoding of ``value`` (tuples encode as arrays).
 
-    Hot path (every signature check derives or re-hashes canonical bytes): values inside the subset go
-    through cbor2's C encoder in canonical mode, whose output for this subset is byte-identical to the
-    reference encoder (cross-checked by property tests); anything else goes to the reference encoder,
-    which raises the precise error.
+    Hot path (signing, handshakes, compact trunk records): a value inside the subset whose maps were
+    built in key order goes through cbor2's C encoder in its plain mode, which uses shortest heads and
+    keeps insertion order, so its output is the canonical encoding (cross-checked against the reference
+    encoder by property tests). Maps in another order take cbor2's canonical mode (which sorts); anything
+    outside the subset goes to the reference encoder, which raises the precise error.
     """
-    if _plain(value, 0):
-        try:
-            return bytes(cbor2.dumps(value, canonical=True))
-        except (UnicodeEncodeError, ValueError, TypeError, cbor2.CBOREncodeError):
-            pass
+    try:
+        if _plain(value, 0):
+            return cbor2.dumps(value)
+        if _in_subset(value, 0):
+            return cbor2.dumps(value, canonical=True)
+    except (UnicodeEncodeError, ValueError, TypeError, cbor2.CBOREncodeError):
+        pass
     return _encode_reference(value)
+
+
+def _in_subset(value: object, depth: int) -> bool:
+    """Like :func:`_plain` but map keys in any order (cbor2's canonical mode sorts them)."""
+    t = type(value)
+    if t in _LEAVES:
+        return True
+    if t is int:
+        return -(1 << 64) <= value <= _UINT64_MAX  # type: ignore[operator]
+    if depth >= MAX_DEPTH:
+        return False
+    if t is list or t is tuple:
+        return all(_in_subset(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+    if t is dict:
+        return all(type(k) is int and 0 <= k <= _UINT64_MAX and _in_subset(v, depth + 1)
+                   for k, v in value.items())  # type: ignore[attr-defined]
+    return False
 
 
 class _Decoder:
@@ -255,30 +277,108 @@ def _reject_tag(*_args: object) -> object:
 _NO_TAGS: Final = {tag: _reject_tag for tag in (*range(0, 64), 256, 258, 260, 261, 262, 263, 1004, 1040, 55799)}
 
 
+def _strict_loads_options() -> dict[str, Any] | None:
+    """cbor2 >= 6 refuses indefinite lengths, duplicate keys and every tag while decoding (the options
+    below); cbor2 5.x (Debian bookworm ships 5.4.6) has none of them: None then."""
+    options: dict[str, Any] = {"semantic_decoders": _NO_TAGS, "tag_hook": _reject_tag,
+                                  "allow_indefinite": False, "allow_duplicate_keys": False,
+                                  "max_depth": MAX_DEPTH + 1}
+    try:
+        cbor2.loads(b"\x80", **options)
+    except TypeError:
+        return None
+    return options
+
+
+#: The strict cbor2 decoding options when this cbor2 has them (see :func:`_strict_loads_options`).
+_STRICT_LOADS: Final = _strict_loads_options()
+
+
+def _head_size(n: int) -> int:
+    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9
+
+
+def _canonical_size(value: object, depth: int) -> int:
+    """The length of the canonical encoding of ``value`` as cbor2 decoded it, or -1 if ``value`` is
+    outside the subset (type, int range, depth) or one of its maps has keys out of increasing order
+    (cbor2 keeps a map's keys in the order they arrived, so that is the order on the wire).
+
+    Why that is the whole canonical check: cbor2 (strict options) refused tags, indefinite lengths and
+    duplicate keys, so the input is a definite-length encoding of ``value``; it differs from the
+    canonical one only in head widths (never narrower than the shortest), key order (checked here) and
+    trailing bytes. So the input is canonical exactly when its length equals this size. Leaves are
+    handled inline: a call per leaf would double the cost of this walk, which runs on every message."""
+    t = type(value)
+    if t is list:
+        items: object = value
+        size = _head_size(len(value))  # type: ignore[arg-type]
+    elif t is dict:
+        size = _head_size(len(value))  # type: ignore[arg-type]
+        previous = -1
+        for k in value:  # type: ignore[attr-defined]
+            if type(k) is not int or k <= previous:
+                return -1
+            previous = k
+            size += 1 if k < 24 else 2 if k < 0x100 else 3 if k < 0x10000 else 5 if k < 0x100000000 else 9
+        if previous > _UINT64_MAX:
+            return -1
+        items = value.values()  # type: ignore[attr-defined]
+    else:
+        return _canonical_size([value], 0) - 1  # a bare leaf (only ever at the top)
+    if depth >= MAX_DEPTH:
+        return -1
+    for v in items:  # type: ignore[attr-defined]
+        tv = type(v)
+        if tv is bytes:
+            n = len(v)
+        elif tv is str:
+            n = len(v) if v.isascii() else len(v.encode("utf-8"))
+        elif tv is int:
+            n = v if v >= 0 else -1 - v
+            if n > _UINT64_MAX:
+                return -1
+            size += 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9
+            continue
+        elif tv is bool or v is None:
+            size += 1
+            continue
+        elif tv is list or tv is dict:
+            inner = _canonical_size(v, depth + 1)
+            if inner < 0:
+                return -1
+            size += inner
+            continue
+        else:
+            return -1
+        size += n + (1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9)
+    return size
+
+
 def decode(data: bytes) -> CborValue:
     """Decode exactly one canonical item; raise :class:`EncodingError` for anything else.
 
-    Fast path: cbor2's C decoder (tags, indefinite lengths and duplicate keys refused), then the value
-    must be inside the subset and re-encode to exactly ``data``: that single comparison rules out
-    non-shortest heads, unsorted keys and trailing bytes. Whatever fails goes through the reference
-    decoder, which names the offending byte.
+    Fast path, one pass: cbor2's C decoder with tags, indefinite lengths and duplicate keys refused,
+    then one walk (:func:`_canonical_size`) that checks the subset and the key order and adds up the
+    canonical length; equal to the input's length means non-shortest heads and trailing bytes are
+    absent too. No re-encoding. With a cbor2 without the strict options (5.x) the value is re-encoded
+    and compared instead. Whatever fails goes through the reference decoder, which names the offending
+    byte.
     """
     raw = bytes(data)
     try:
-        value = cbor2.loads(raw, semantic_decoders=_NO_TAGS, tag_hook=_reject_tag, allow_indefinite=False,
-                            allow_duplicate_keys=False, max_depth=MAX_DEPTH + 1)
-    except Exception:  # any refusal: let the reference decoder say precisely what is wrong
-        value = _MISSING
-    if value is not _MISSING and _plain(value, 0):
-        try:
-            if cbor2.dumps(value, canonical=True) == raw:
+        if _STRICT_LOADS is not None:
+            value = cbor2.loads(raw, **_STRICT_LOADS)
+            if _canonical_size(value, 0) == len(raw):
                 return value  # type: ignore[no-any-return]
-        except (UnicodeEncodeError, ValueError, TypeError, cbor2.CBOREncodeError):
-            pass
+        else:
+            value = cbor2.loads(raw, tag_hook=_reject_tag)
+            if _in_subset(value, 0) and cbor2.dumps(value, canonical=True) == raw:
+                return value  # type: ignore[no-any-return]
+    except Exception:  # any refusal: the reference decoder says precisely what is wrong
+        pass
     return decode_reference(raw)
 
 
-_MISSING: Final = object()
 
 
 def decode_reference(data: bytes) -> CborValue:

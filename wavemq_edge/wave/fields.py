@@ -31,9 +31,12 @@ def _bad(what: str, name: str, key: int, problem: str) -> VerificationError:
 
 
 def check_keys(tbs: dict[int, CborValue], allowed: Iterable[int], what: str) -> None:
-    extra = set(tbs) - set(allowed)
-    if extra:
-        raise VerificationError(Reason.MALFORMED, f"{what}: unknown field key(s) {sorted(extra)}")
+    """Refuse keys outside ``allowed`` (pass a frozenset on hot paths: the check is then one C call)."""
+    allowed_set = allowed if isinstance(allowed, (set, frozenset)) else frozenset(allowed)
+    if tbs.keys() <= allowed_set:
+        return
+    extra = set(tbs) - allowed_set
+    raise VerificationError(Reason.MALFORMED, f"{what}: unknown field key(s) {sorted(extra)}")
 
 
 def _need(tbs: dict[int, CborValue], key: int, name: str, what: str) -> CborValue:
@@ -61,7 +64,8 @@ def get_text(tbs: dict[int, CborValue], key: int, name: str, what: str, max_byte
     value = _need(tbs, key, name, what)
     if not isinstance(value, str):
         raise _bad(what, name, key, "is not a text string")
-    if len(value.encode("utf-8")) > max_bytes:
+    # UTF-8 takes at most 4 bytes a character: encode only a text that might be too long.
+    if len(value) * 4 > max_bytes and len(value.encode("utf-8")) > max_bytes:
         raise VerificationError(Reason.OVERSIZE, f"{what}: field {name} (key {key}) exceeds {max_bytes} bytes")
     return value
 

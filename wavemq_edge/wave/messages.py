@@ -37,6 +37,7 @@ from typing import Final
 
 from nacl.exceptions import BadSignatureError
 
+from ..lru import LRU
 from ..uri import Pattern, UriError, parse_pattern, parse_uri
 from .canonical import CborValue, encode
 from .entity import Entity, EntitySecret
@@ -77,32 +78,74 @@ DEFAULT_MAX_AGE_S: Final = 86400.0
 _MSG_ID_PERSON: Final = b"wl-msg-id"
 #: Keys a message TBS may carry (7, the id of an earlier draft, is refused: the id is derived).
 _MESSAGE_KEYS: Final = frozenset({1, 2, 3, 4, 5, 6, 8, 9, 10, 11})
+_SUBSCRIBE_KEYS: Final = frozenset(range(1, 11))
+_QUERY_KEYS: Final = frozenset(range(1, 7))
+_UNSUBSCRIBE_KEYS: Final = frozenset(range(1, 5))
 
 
-def _check_time(what: str, ts_ms: int, now: float, skew_s: float, max_age_s: float) -> None:
+def _what(kind: str, src: bytes) -> str:
+    return f"{kind} from {format_id(src)}"
+
+
+def _check_time(kind: str, src: bytes, ts_ms: int, now: float, skew_s: float, max_age_s: float) -> None:
+    """Error texts (and the printable source id in them) are built only on a refusal: on success this
+    runs for every message."""
     ts = ts_ms / 1000.0
     if ts > now + skew_s:
         raise VerificationError(
-            Reason.FUTURE_TIMESTAMP, f"{what}: timestamp {ts:.3f} is {ts - now:.0f} s ahead (skew {skew_s:.0f} s)"
+            Reason.FUTURE_TIMESTAMP,
+            f"{_what(kind, src)}: timestamp {ts:.3f} is {ts - now:.0f} s ahead (skew {skew_s:.0f} s)",
         )
     if ts < now - max_age_s:
         raise VerificationError(
-            Reason.STALE_TIMESTAMP, f"{what}: timestamp {ts:.3f} is {now - ts:.0f} s old (max {max_age_s:.0f} s)"
+            Reason.STALE_TIMESTAMP,
+            f"{_what(kind, src)}: timestamp {ts:.3f} is {now - ts:.0f} s old (max {max_age_s:.0f} s)",
         )
 
 
-def _check_source(what: str, src: bytes, source: Entity) -> None:
+def _check_source(kind: str, src: bytes, source: Entity) -> None:
     if source.id != src:
         raise VerificationError(
-            Reason.ID_MISMATCH, f"{what}: names source {format_id(src)}, verified against {format_id(source.id)}"
+            Reason.ID_MISMATCH,
+            f"{_what(kind, src)}: names source {format_id(src)}, verified against {format_id(source.id)}",
         )
 
 
-def _pattern(what: str, text: str) -> Pattern:
+def _pattern(kind: str, src: bytes, text: str) -> Pattern:
     try:
         return parse_pattern(text)
     except UriError as exc:
-        raise VerificationError(Reason.MALFORMED, f"{what}: {exc}") from None
+        raise VerificationError(Reason.MALFORMED, f"{_what(kind, src)}: {exc}") from None
+
+
+#: Publish URIs already found free of wildcards and well formed: a sensor publishes to the same few
+#: URIs again and again, and parsing one costs about a microsecond.
+_CHECKED_URIS: Final[LRU[str, bool]] = LRU(1024)
+
+
+def _check_publish_uri(src: bytes, uri: str) -> None:
+    if _CHECKED_URIS.get(uri):
+        return
+    try:
+        parse_uri(uri)
+    except UriError as exc:
+        cells = uri.split("/")
+        reason = Reason.WILDCARD_URI if ("*" in cells or "+" in cells) else Reason.MALFORMED
+        raise VerificationError(reason, f"{_what('message', src)}: {exc}") from None
+    _CHECKED_URIS.put(uri, True)
+
+
+def _payload(tbs: dict[int, CborValue]) -> tuple[tuple[str, bytes], ...]:
+    out: list[tuple[str, bytes]] = []
+    for item in get_list(tbs, 4, "payload", "message", MAX_PAYLOAD_OBJECTS):
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not str or type(item[1]) is not bytes:
+            raise VerificationError(Reason.MALFORMED, "message: a payload object is not [schema, content]")
+        schema = item[0]
+        # UTF-8 takes at most 4 bytes a character: encode only a schema that might be too long.
+        if len(schema) * 4 > MAX_SCHEMA_BYTES and len(schema.encode("utf-8")) > MAX_SCHEMA_BYTES:
+            raise VerificationError(Reason.OVERSIZE, f"message: payload schema longer than {MAX_SCHEMA_BYTES}")
+        out.append((schema, item[1]))
+    return tuple(out)
 
 
 def _derive_msg_id(tbs_bytes: bytes) -> bytes:
@@ -133,23 +176,11 @@ class Message:
         opened = open_envelope(raw, ObjectType.MESSAGE, max_bytes)
         tbs = opened.tbs
         check_keys(tbs, _MESSAGE_KEYS, what)
-        payload: list[tuple[str, bytes]] = []
-        for item in get_list(tbs, 4, "payload", what, MAX_PAYLOAD_OBJECTS):
-            if (
-                not isinstance(item, list)
-                or len(item) != 2
-                or not isinstance(item[0], str)
-                or not isinstance(item[1], bytes)
-            ):
-                raise VerificationError(Reason.MALFORMED, f"{what}: a payload object is not [schema, content]")
-            if len(item[0].encode("utf-8")) > MAX_SCHEMA_BYTES:
-                raise VerificationError(Reason.OVERSIZE, f"{what}: payload schema longer than {MAX_SCHEMA_BYTES}")
-            payload.append((item[0], item[1]))
         return cls(
             src=get_bytes(tbs, 1, "src", what, ID_BYTES),
             namespace=get_bytes(tbs, 2, "namespace", what, ID_BYTES),
             uri=get_text(tbs, 3, "uri", what, MAX_URI_TEXT_BYTES),
-            payload=tuple(payload),
+            payload=_payload(tbs),
             origin_router=get_bytes(tbs, 5, "origin_router", what),
             timestamp_ms=get_uint(tbs, 6, "ts_ms", what),
             msg_id=_derive_msg_id(opened.tbs_bytes),
@@ -164,16 +195,10 @@ class Message:
     def verify(
         self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = DEFAULT_MAX_AGE_S
     ) -> None:
-        what = f"message from {format_id(self.src)}"
-        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
-        _check_source(what, self.src, source)
+        _check_time("message", self.src, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source("message", self.src, source)
         verify_signature(source.verify_key, self.opened, "its source")
-        try:
-            parse_uri(self.uri)
-        except UriError as exc:
-            cells = self.uri.split("/")
-            reason = Reason.WILDCARD_URI if ("*" in cells or "+" in cells) else Reason.MALFORMED
-            raise VerificationError(reason, f"{what}: {exc}") from None
+        _check_publish_uri(self.src, self.uri)
 
     @property
     def resource(self) -> Pattern:
@@ -234,7 +259,7 @@ class Subscribe:
         raw = bytes(data)
         opened = open_envelope(raw, ObjectType.SUBSCRIBE, MAX_REQUEST_BYTES)
         tbs = opened.tbs
-        check_keys(tbs, range(1, 11), what)
+        check_keys(tbs, _SUBSCRIBE_KEYS, what)
         return cls(
             src=get_bytes(tbs, 1, "src", what, ID_BYTES),
             namespace=get_bytes(tbs, 2, "namespace", what, ID_BYTES),
@@ -251,11 +276,10 @@ class Subscribe:
         )
 
     def verify(self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = 300.0) -> None:
-        what = f"subscribe from {format_id(self.src)}"
-        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
-        _check_source(what, self.src, source)
+        _check_time("subscribe", self.src, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source("subscribe", self.src, source)
         verify_signature(source.verify_key, self.opened, "its source")
-        _pattern(what, self.uri)
+        _pattern("subscribe", self.src, self.uri)
 
     @property
     def resource(self) -> Pattern:
@@ -307,7 +331,7 @@ class Query:
         raw = bytes(data)
         opened = open_envelope(raw, ObjectType.QUERY, MAX_REQUEST_BYTES)
         tbs = opened.tbs
-        check_keys(tbs, range(1, 7), what)
+        check_keys(tbs, _QUERY_KEYS, what)
         return cls(
             src=get_bytes(tbs, 1, "src", what, ID_BYTES),
             namespace=get_bytes(tbs, 2, "namespace", what, ID_BYTES),
@@ -320,11 +344,10 @@ class Query:
         )
 
     def verify(self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = 300.0) -> None:
-        what = f"query from {format_id(self.src)}"
-        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
-        _check_source(what, self.src, source)
+        _check_time("query", self.src, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source("query", self.src, source)
         verify_signature(source.verify_key, self.opened, "its source")
-        _pattern(what, self.uri)
+        _pattern("query", self.src, self.uri)
 
     @property
     def resource(self) -> Pattern:
@@ -359,7 +382,7 @@ class Unsubscribe:
         raw = bytes(data)
         opened = open_envelope(raw, ObjectType.UNSUBSCRIBE, MAX_REQUEST_BYTES)
         tbs = opened.tbs
-        check_keys(tbs, range(1, 5), what)
+        check_keys(tbs, _UNSUBSCRIBE_KEYS, what)
         return cls(
             src=get_bytes(tbs, 1, "src", what, ID_BYTES),
             sub_id=get_text(tbs, 2, "sub_id", what, 128),
@@ -371,9 +394,8 @@ class Unsubscribe:
 
     def verify(self, source: Entity, *, now: float, skew_s: float = 300.0, max_age_s: float = 300.0) -> None:
         """The router must also check ``src`` owns ``sub_id`` (only the subscriber may unsubscribe)."""
-        what = f"unsubscribe from {format_id(self.src)}"
-        _check_time(what, self.timestamp_ms, now, skew_s, max_age_s)
-        _check_source(what, self.src, source)
+        _check_time("unsubscribe", self.src, self.timestamp_ms, now, skew_s, max_age_s)
+        _check_source("unsubscribe", self.src, source)
         verify_signature(source.verify_key, self.opened, "its source")
 
 

@@ -10,7 +10,8 @@ Decoder theory of operation (nats ``parser.go``, h11 ``_receivebuffer.py``):
 * The body must be exactly one CBOR item (no trailing bytes), definite lengths only, no duplicate map
   keys, nesting at most ``MAX_DEPTH``, and only the plain types (int, bytes, str, bool, None, array,
   map with int/str keys). CBOR tags are refused: they would let a peer make us build datetimes,
-  decimals, shared (cyclic) references or regexes.
+  decimals, shared (cyclic) references or regexes. (With cbor2 5.x, which lacks the strict options,
+  indefinite lengths and duplicate keys get through: see ``_strict_options``.)
 * Every failure raises ``RemoteWireError`` with a ``CloseCode``, the decoder state, the stream offset
   and a short hex snippet. After an error the decoder is in ``ERROR`` and raises again on any call: the
   connection is done.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import io
 import struct
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 import cbor2
 
@@ -138,29 +139,44 @@ def _check_value(value: object, depth: int) -> str | None:
     return f"value of type {t.__name__} (floats, tags and simple values are not allowed)"
 
 
+def _strict_options() -> dict[str, Any]:
+    """The strictest options this cbor2 takes. cbor2 >= 6 refuses every tag, indefinite lengths,
+    duplicate keys and deep nesting while decoding. cbor2 5.x (Debian bookworm ships 5.4.6) has only
+    ``tag_hook``: it still decodes its built-in tags (datetimes, bignums, sets, ...) itself, and
+    ``_check_value`` then refuses whatever is not a plain type; indefinite lengths and duplicate keys
+    (last one wins) get through there. Frames are not signed, so that is looser but not unsafe;
+    signed objects go through ``wave.canonical``, which stays exact with either."""
+    strict: dict[str, Any] = {"semantic_decoders": _SEMANTIC_REJECTS, "tag_hook": _reject_tag,
+                              "allow_indefinite": False, "allow_duplicate_keys": False,
+                              "max_depth": MAX_DEPTH + 1}
+    try:
+        cbor2.CBORDecoder(io.BytesIO(b""), **strict)
+    except TypeError:
+        return {"tag_hook": _reject_tag}
+    return strict
+
+
+#: Checked once at import (see :func:`_strict_options`).
+_DECODER_OPTIONS: Final = _strict_options()
+
+
 def _new_cbor_decoder() -> cbor2.CBORDecoder:
-    return cbor2.CBORDecoder(
-        io.BytesIO(b""),
-        semantic_decoders=_SEMANTIC_REJECTS,
-        tag_hook=_reject_tag,
-        allow_indefinite=False,
-        allow_duplicate_keys=False,
-        max_depth=MAX_DEPTH + 1,
-    )
+    return cbor2.CBORDecoder(io.BytesIO(b""), **_DECODER_OPTIONS)
 
 
 def decode_body(body: bytes | bytearray | memoryview, offset: int = 0,
                 decoder: cbor2.CBORDecoder | None = None) -> Frame:
     """Decode one frame body (without its length prefix). ``offset`` is only used in error messages;
     ``decoder`` lets a ``FrameDecoder`` reuse one cbor2 decoder instead of building one per frame."""
-    raw = bytes(body)
+    raw = body if type(body) is bytes else bytes(body)
     stream = io.BytesIO(raw)
     try:
         if decoder is None:
             decoder = _new_cbor_decoder()
         decoder.fp = stream
         item = decoder.decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError) as exc:
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, EOFError,
+            MemoryError) as exc:  # MemoryError: cbor2 5.x preallocates a declared length
         raise RemoteWireError(
             f"malformed frame at offset {offset}: {exc} (state=body, bytes: {_snippet(raw)})",
             CloseCode.MALFORMED_FRAME,
@@ -177,7 +193,7 @@ def decode_body(body: bytes | bytearray | memoryview, offset: int = 0,
             f"malformed frame at offset {offset}: {problem} (state=body, bytes: {_snippet(raw)})",
             CloseCode.MALFORMED_FRAME,
         )
-    if not isinstance(item, list) or not item or isinstance(item[0], bool) or not isinstance(item[0], int):
+    if type(item) is not list or not item or type(item[0]) is not int:  # decoded: exact types, bool apart
         raise RemoteWireError(
             f"frame at offset {offset} is not an array starting with a frame type "
             f"(state=body, bytes: {_snippet(raw)})",
@@ -196,7 +212,7 @@ def encode_frame(kind: FrameType, *fields: object, max_frame_bytes: int = DEFAUL
     """Encode ``[kind, *fields]`` with its length prefix. Raises ``LocalWireError`` when the body would
     exceed ``max_frame_bytes`` (the peer would refuse it) or a field is not encodable."""
     try:
-        body = cbor2.dumps([int(kind), *fields])
+        body = cbor2.dumps([kind, *fields])  # an IntEnum encodes as its int (cbor2 5.4 and 6 alike)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
         raise LocalWireError(f"cannot encode {kind.name} frame: {exc}", CloseCode.INTERNAL_ERROR) from None
     if len(body) > max_frame_bytes:
