@@ -51,6 +51,11 @@ def config_text(tmp: Path, *, flush_interval: int = 1, extra: str = "") -> str:
 """
 
 
+def with_operator_socket(config: str, sock: Path) -> str:
+    """``config`` (a ``config_text``) with a Unix socket: full status is for the local operator."""
+    return config.replace("[LocalConfig]\n", f'[LocalConfig]\n  unixSocket = "{sock}"\n', 1)
+
+
 async def ask_status(address: str) -> dict[str, object]:
     """One STATUS request to the router at ``address``. Status needs no grant: like ``wavemq-edge
     status``, authenticate as a throwaway entity."""
@@ -105,8 +110,10 @@ class RouterProc:
 
     def status(self) -> dict[str, object]:
         """The router's STATUS reply, asked in-process (what ``wavemq-edge status`` asks, without
-        starting a Python process per poll)."""
-        return router_status(self.address)
+        starting a Python process per poll). Over the config's Unix socket when it has one (the full
+        reply, as the local operator gets it: ``with_operator_socket``), else the TCP summary."""
+        match = re.search(r'unixSocket\s*=\s*"([^"]+)"', self.config.read_text())
+        return router_status(f"unix:{match.group(1)}" if match else self.address)
 
     def subscriptions(self) -> int:
         """How many subscriptions the router holds (its status count)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from proc_helpers import WAVEMQ, RouterProcess, Site, run
+from router_proc import with_operator_socket
 from waiting import wait_until
 
 from wavemq_edge.client import Client, StorageFull
@@ -55,6 +56,7 @@ def _config(site: Site, state: Path, queue: str = "flushSize = 1") -> Path:
     text = text.replace(f'PersistDataStore = "{site.dir}/persist"', f'PersistDataStore = "{state}/persist"')
     text = text.replace("flushInterval = 1\n", "")
     text = text.replace("[QueueConfig]", f"[QueueConfig]\n  {queue}")
+    text = with_operator_socket(text, site.dir / "agent.sock")
     text += "\n[BudgetConfig]\n  diskReserve = 1\n  sampleInterval = 0.2\n[MetricsConfig]\n  enabled = false\n"
     cfg = site.dir / "small.toml"
     cfg.write_text(text)
@@ -117,7 +119,7 @@ def test_full_disk_refuses_publishes_and_keeps_every_accepted_one(site: Site, sm
         # (its state may be "ok" again by now: a flush turns the estimate of what was pending into what
         # it really took, usually a little less; tests/router/test_router_disk_guard.py pins the states)
         assert isinstance(store, dict) and store["policy"] == "refuse" and store["refused"] >= len(refusals)
-        human = run([WAVEMQ, "status", "--router", r1.address], site.env, cwd=site.dir)
+        human = run([WAVEMQ, "status", "--router", f"unix:{site.dir / 'agent.sock'}"], site.env, cwd=site.dir)
         assert "disk full" in human.stdout and "(onDiskFull = refuse)" in human.stdout, human.stdout
         # the CLI: one line and exit 75 for the refusal (the first few may still fit, see above)
         for i in range(20):
@@ -207,8 +209,8 @@ def test_pub_says_storage_full_in_one_line_and_exits_75(site: Site) -> None:
     (``STORAGE_FULL``, exit 75, one line); one that no queue wants and is not persisted needs none."""
     service = site.entity("service")
     cfg = site.dir / "huge-reserve.toml"
-    cfg.write_text(site.config.read_text() + "\n[BudgetConfig]\n  diskReserve = 16777216\n"
-                   "[MetricsConfig]\n  enabled = false\n")
+    text = with_operator_socket(site.config.read_text(), site.dir / "agent.sock")
+    cfg.write_text(text + "\n[BudgetConfig]\n  diskReserve = 16777216\n[MetricsConfig]\n  enabled = false\n")
     r = RouterProcess(cfg, site.env).start()
     try:
         args = [WAVEMQ, "pub", "--router", r.address, "--entity", str(service), "--namespace",

@@ -59,6 +59,7 @@ class Server:
         self.config = config
         self.should_exit = asyncio.Event()
         self.force_exit = False
+        self._unix_socket_bound = False
         self.core: RouterCore | None = None
         self.queues: QueueStore | None = None
         self.persist: PersistStore | None = None
@@ -221,6 +222,7 @@ class Server:
         self.listen_addresses += names
         if cfg.local.unix_socket is not None:
             self._servers.append(await listen_unix(self.agent_server.protocol_factory, cfg.local.unix_socket))
+            self._unix_socket_bound = True
             self.listen_addresses.append(f"unix:{cfg.local.unix_socket}")
 
     async def _start_trunk(self, writes: WriteScheduler, verifier: Verifier, route_proofs: dict[bytes, bytes],
@@ -361,7 +363,9 @@ class Server:
         if self.flusher is not None:
             await self.flusher.wait_idle(SHUTDOWN_TIMEOUT_S)
         self._close_stores(asyncio.get_running_loop().time(), level)
-        if self.config.local.unix_socket is not None:
+        if self.config.local.unix_socket is not None and self._unix_socket_bound:
+            # only the socket this router made: a start-up that failed (a second router on the same
+            # config) must not remove the running router's
             with contextlib.suppress(OSError):
                 os.unlink(self.config.local.unix_socket)
         await self.ops.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -134,7 +135,23 @@ async def listen(factory: Callable[[], asyncio.Protocol], host: str, port: int, 
     return server, [_printable(sock.getsockname()) for sock in server.sockets]
 
 
+def _socket_in_use(path: Path) -> bool:
+    """True when something accepts connections on the Unix socket ``path`` (a live router: never
+    take its socket away); a stale file left by a killed router refuses the connection."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 async def listen_unix(factory: Callable[[], asyncio.Protocol], path: Path) -> asyncio.AbstractServer:
+    if _socket_in_use(path):
+        raise StartupError(f"LocalConfig.unixSocket {path}: cannot listen: in use by a running process")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     try:
