@@ -20,6 +20,13 @@ from setuptools import setup
 HOT_MODULES = [
     "wavemq_edge/uri.py",
     "wavemq_edge/lru.py",
+    "wavemq_edge/wire/codec.py",
+    "wavemq_edge/wire/fields.py",
+    "wavemq_edge/wave/canonical.py",
+    "wavemq_edge/wave/envelope.py",
+    "wavemq_edge/wave/fields.py",
+    "wavemq_edge/wave/ids.py",
+    "wavemq_edge/wave/replay.py",
 ]
 
 

@@ -272,7 +272,7 @@ class CompactDecoder:
                                           8: self._proof_ids[ids[2]], 9: bool(flags & _PERSIST)}
                 if seq:
                     tbs[11] = seq
-                raw = _MESSAGE_PREFIX + encode(tbs) + b"\x58\x40" + sig  # type: ignore[arg-type]
+                raw = _MESSAGE_PREFIX + encode(tbs) + b"\x58\x40" + sig
                 out.append((Message.parse(raw), proof))
                 prev_ts, prev_ids, prev_uri = ts, ids, uri_bytes
                 prev_schema = payload[0][0] if len(payload) == 1 else None  # type: ignore[assignment]

@@ -60,7 +60,7 @@ def _head(major: int, n: int, out: bytearray) -> None:
         raise EncodingError(Reason.OVERSIZE, f"integer or length {n} does not fit in 64 bits")
 
 
-def _encode(value: CborValue, out: bytearray, depth: int) -> None:
+def _encode(value: object, out: bytearray, depth: int) -> None:
     # bool before int: bool is a subclass of int.
     if value is True:
         out.append(_TRUE)
@@ -103,7 +103,7 @@ def _encode(value: CborValue, out: bytearray, depth: int) -> None:
         raise EncodingError(Reason.MALFORMED, f"cannot encode a {type(value).__name__} in canonical CBOR")
 
 
-def _encode_reference(value: CborValue) -> bytes:
+def _encode_reference(value: object) -> bytes:
     """The in-house encoder: the definition of the encoding, and the source of precise errors."""
     out = bytearray()
     _encode(value, out, 0)
@@ -144,8 +144,9 @@ def _plain(value: object, depth: int) -> bool:
     return False
 
 
-def encode(value: CborValue) -> bytes:
-    """The canonical encoding of ``value`` (tuples encode as arrays).
+def encode(value: object) -> bytes:
+    """The canonical encoding of ``value`` (tuples encode as arrays). Takes any object: one outside the
+    subset is an ``EncodingError`` (typed ``object`` so that holds when compiled, too).
 
     Hot path (signing, handshakes, compact trunk records): a value inside the subset whose maps were
     built in key order goes through cbor2's C encoder in its plain mode, which uses shortest heads and
