@@ -72,7 +72,7 @@ class PacketDecoder:
         try:
             return self._next()
         except MqttCodecError as exc:
-            self._error = MqttCodecError(exc.reason, f"{exc} (at stream offset {self.offset})")
+            self._error = MqttCodecError(exc.reason, f"{exc} (at stream offset {self.offset})", exc.protocol_level)
             raise self._error from None
 
     def _next(self) -> Packet | NeedData:

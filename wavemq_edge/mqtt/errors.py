@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["ConnackCode311", "MqttCodecError", "Reason"]
+from ..wire.codes import ErrorCode
+
+__all__ = ["CloseConnection", "ConnackCode311", "MqttCodecError", "Reason", "reason_for_refusal"]
 
 
 class Reason(IntEnum):
@@ -71,6 +73,32 @@ class MqttCodecError(Exception):
     with (``MALFORMED_PACKET``, ``PROTOCOL_ERROR``, ``PACKET_TOO_LARGE`` or
     ``UNSUPPORTED_PROTOCOL_VERSION``); a 3.1.1 connection is simply closed (§4.8 of 3.1.1)."""
 
+    def __init__(self, reason: Reason, message: str, protocol_level: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        #: the level a refused CONNECT asked for, so the CONNACK is in the device's version
+        self.protocol_level = protocol_level
+
+
+class CloseConnection(Exception):
+    """Raised inside the session: close this connection with ``reason`` (5.0 DISCONNECT or CONNACK)."""
+
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+#: The router's refusal codes (``REFUSED`` to an agent) as the 5.0 reason a device is given.
+_BY_CODE: dict[int, Reason] = {
+    ErrorCode.PERMISSION_DENIED: Reason.NOT_AUTHORIZED, ErrorCode.WRONG_SUBJECT: Reason.NOT_AUTHORIZED,
+    ErrorCode.WRONG_NAMESPACE: Reason.NOT_AUTHORIZED, ErrorCode.NO_PROOF: Reason.NOT_AUTHORIZED,
+    ErrorCode.PROOF_INVALID: Reason.NOT_AUTHORIZED, ErrorCode.PROOF_EXPIRED: Reason.NOT_AUTHORIZED,
+    ErrorCode.PROOF_REVOKED: Reason.NOT_AUTHORIZED, ErrorCode.UNKNOWN_ENTITY: Reason.NOT_AUTHORIZED,
+    ErrorCode.REVOCATION_STALE: Reason.NOT_AUTHORIZED, ErrorCode.BAD_URI: Reason.TOPIC_NAME_INVALID,
+    ErrorCode.TOO_MANY_SUBSCRIPTIONS: Reason.QUOTA_EXCEEDED, ErrorCode.STORAGE_UNAVAILABLE: Reason.QUOTA_EXCEEDED,
+}
+
+
+def reason_for_refusal(code: int) -> Reason:
+    """A ``RouterError``'s code as a 5.0 reason: every grant problem is ``NOT_AUTHORIZED`` (0x87)."""
+    return _BY_CODE.get(code, Reason.IMPLEMENTATION_SPECIFIC_ERROR)

@@ -225,7 +225,15 @@ def _d_connect(r: Reader, flags: int, version: int, kind: PacketType) -> Connect
         raise malformed(f"CONNECT: protocol name {name!r} is not MQTT")
     if (name, level) not in (("MQTT", MQTT_311), ("MQTT", MQTT_5)):
         raise MqttCodecError(Reason.UNSUPPORTED_PROTOCOL_VERSION,
-                             f"CONNECT: protocol {name} level {level}; this server speaks 3.1.1 (4) and 5.0 (5)")
+                             f"CONNECT: protocol {name} level {level}; this server speaks 3.1.1 (4) and 5.0 (5)", level)
+    try:
+        return _d_connect_rest(r, level)
+    except MqttCodecError as exc:
+        exc.protocol_level = level
+        raise
+
+
+def _d_connect_rest(r: Reader, level: int) -> Connect:
     cflags = r.u8("CONNECT flags")
     if cflags & 0x01:
         raise malformed("CONNECT: reserved flag bit 0 is set")
