@@ -11,6 +11,7 @@ from wavemq_edge.mqtt import (
     MQTT_5,
     MQTT_311,
     Connack,
+    Connect,
     Disconnect,
     Packet,
     PacketType,
@@ -27,8 +28,10 @@ from wavemq_edge.mqtt import (
     Unsuback,
     Unsubscribe,
     Will,
+    encode_packet,
 )
 from wavemq_edge.mqtt.hub import MqttHub
+from wavemq_edge.mqtt.identity import MqttUser, hash_password
 from wavemq_edge.wave import Message, object_id, sign_message, sign_subscribe
 from wavemq_edge.wire import Frame, FrameType
 
@@ -345,3 +348,27 @@ def test_auth_packet_is_protocol_error(world: World) -> None:
     (disc,) = d.send_raw(bytes.fromhex("f00118"))
     assert isinstance(disc, Disconnect) and disc.reason == Reason.PROTOCOL_ERROR
 
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_password_check_is_the_glues_and_packets_wait(world: World, right: bool) -> None:
+    """An argon2id check not made before is handed to the glue (``auth_pending``); the packets that came
+    with CONNECT are processed only once ``auth_done`` says yes."""
+    fresh = MqttUser("fresh", hash_password("fresh-pw"), world.entity(), world.ns.id,
+                     (world.proof(world.entity(), "publish"),))
+    hub = make_hub([fresh])
+    d = Device(hub)
+    d.verify_passwords = False
+    data = encode_packet(Connect("c", MQTT_5, username="fresh", password=b"fresh-pw" if right else b"x"), MQTT_5)
+    assert d.send_raw(data + encode_packet(PingReq(), MQTT_5)) == []
+    check = d.session.auth_pending
+    assert check is not None and check.run() is right
+    d.session.auth_done(check.run(), 0.0, T0)
+    out = d.recv()
+    if right:
+        assert out == [Connack(False, 0, out[0].properties), PingResp()]  # type: ignore[union-attr]
+        assert d.session.auth_pending is None
+        assert hub.users.authenticate("fresh", b"fresh-pw") is fresh  # remembered: no second argon2id run
+    else:
+        assert isinstance(out[0], Connack) and out[0].reason == Reason.BAD_USER_NAME_OR_PASSWORD and len(out) == 1
+        assert d.session.closing

@@ -36,7 +36,7 @@ from ..wave import (
     verify_proof,
 )
 
-__all__ = ["MqttUser", "MqttUsers", "hash_password", "load_user", "verify_password"]
+__all__ = ["MqttUser", "MqttUsers", "PasswordCheck", "hash_password", "load_user", "verify_password"]
 
 #: argon2id cost of new hashes: libsodium's "interactive" limits (64 MiB, 2 passes), what a Pi 3 can
 #: afford at each device connection.
@@ -56,8 +56,18 @@ _CACHE_KEY: Final = os.urandom(32)
 _verified: LRU[bytes, bool] = LRU(_VERIFIED_CACHE)
 
 
+def _digest(password_hash: str, password: bytes) -> bytes:
+    return hashlib.blake2b(password_hash.encode("ascii", "replace") + b"\x00" + password, key=_CACHE_KEY).digest()
+
+
+def verified_before(password_hash: str, password: bytes) -> bool:
+    """True when this (hash, password) pair verified recently: no argon2id run needed."""
+    return bool(_verified.get(_digest(password_hash, password)))
+
+
 def verify_password(password_hash: str, password: bytes) -> bool:
-    digest = hashlib.blake2b(password_hash.encode("ascii", "replace") + b"\x00" + password, key=_CACHE_KEY).digest()
+    """argon2id verification (slow by design: the glue runs it off the event loop), remembered on success."""
+    digest = _digest(password_hash, password)
     if _verified.get(digest):
         return True
     try:
@@ -112,6 +122,19 @@ class MqttUser:
         return object_id(self.proofs[0]) if self.proofs else bytes(36)
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """A password to verify before ``user`` is admitted: ``run()`` is the slow argon2id call, which the
+    glue makes in a worker thread and the session learns of through ``MqttSession.auth_done``."""
+
+    user: MqttUser
+    password: bytes
+
+    def run(self) -> bool:
+        assert self.user.password_hash is not None
+        return verify_password(self.user.password_hash, self.password)
+
+
 class MqttUsers:
     """The configured users, and the anonymous one when ``anonymousEntity`` is set."""
 
@@ -119,18 +142,21 @@ class MqttUsers:
         self.by_name = {u.username: u for u in users if u.username is not None}
         self.anonymous = anonymous
 
-    def authenticate(self, username: str | None, password: bytes | None) -> tuple[MqttUser | None, str]:
-        """(user, "") or (None, why) -- the reason goes to the log line, never to the device."""
+    def authenticate(self, username: str | None, password: bytes | None) -> MqttUser | PasswordCheck | str:
+        """The user (anonymous, or a password verified before), a ``PasswordCheck`` still to run, or why
+        the device is refused (for the log line, never for the device)."""
         if username is None:
             if self.anonymous is None:
-                return None, "no user name and anonymous access is off (MqttConfig.anonymousEntity unset)"
-            return self.anonymous, ""
+                return "no user name and anonymous access is off (MqttConfig.anonymousEntity unset)"
+            return self.anonymous
         user = self.by_name.get(username)
         if user is None or user.password_hash is None:
-            return None, "unknown user"
-        if password is None or not verify_password(user.password_hash, password):
-            return None, "wrong password"
-        return user, ""
+            return "unknown user"
+        if password is None:
+            return "no password"
+        if verified_before(user.password_hash, password):
+            return user
+        return PasswordCheck(user, password)
 
 
 def load_user(username: str | None, password_hash: str | None, entity: str, namespace: bytes,

@@ -6,7 +6,9 @@ States::
 
     AWAIT_CONNECT --CONNECT, user authenticated--> OPEN --(DISCONNECT | error | timeout)--> CLOSED
 
-* **CONNECT** within ``connect_timeout_s``; the user is checked against ``MqttUsers`` (argon2id). A wrong
+* **CONNECT** within ``connect_timeout_s``; the user is checked against ``MqttUsers`` (argon2id: when the
+  password was not verified recently, ``auth_pending`` asks the glue to run the check in a worker thread
+  and call ``auth_done``; later packets wait in the decoder meanwhile). A wrong
   user or password gets CONNACK ``BAD_USER_NAME_OR_PASSWORD`` (5.0 0x86, 3.1.1 4) and the connection
   closes; one log line names the user and the reason. A second connection with the same (user, client
   id) takes the session over: the old one gets DISCONNECT ``SESSION_TAKEN_OVER`` (5.0) and closes.
@@ -44,7 +46,7 @@ from ..router.subscription import RouterSubscription
 from .codec import NEED_DATA, PacketDecoder
 from .errors import CloseConnection, ConnackCode311, MqttCodecError, Reason
 from .hub import MqttHub
-from .identity import MqttUser
+from .identity import MqttUser, PasswordCheck
 from .packets import (
     MQTT_5,
     MQTT_311,
@@ -102,6 +104,11 @@ class MqttSession:
         self.authorised = False
         self.max_send_bytes = 0  # the device's Maximum Packet Size (0: none)
         self.will: Publish | None = None
+        #: the user name CONNECT gave (for log lines about a refused login)
+        self.login: str | None = None
+        #: a password the glue must verify (argon2id, off the event loop), then call ``auth_done``
+        self.auth_pending: PasswordCheck | None = None
+        self._pending_connect: Connect | None = None
         self._decoder = PacketDecoder(self.options.max_packet_bytes)
         self._out: list[bytes] = []
         self._now = now
@@ -165,7 +172,28 @@ class MqttSession:
         self._now = self._last_input = now
         try:
             self._decoder.receive_bytes(data)
-            while not self.closing:
+        except MqttCodecError as exc:
+            self._fail(exc.reason, str(exc), now, wall)
+            return
+        self._drain(now, wall)
+
+    def auth_done(self, ok: bool, now: float, wall: float) -> None:
+        """The glue ran ``auth_pending`` (argon2id, in a worker thread): admit or refuse, then go on
+        with the packets that arrived meanwhile."""
+        check, connect = self.auth_pending, self._pending_connect
+        self.auth_pending = self._pending_connect = None
+        if check is None or connect is None or self.state is not MqttState.AWAIT_CONNECT:
+            return
+        self._now = now
+        if not ok:
+            self._fail(Reason.BAD_USER_NAME_OR_PASSWORD, f"user {check.user.name!r}: wrong password", now, wall)
+            return
+        self._accept(connect, check.user, now, wall)
+        self._drain(now, wall)
+
+    def _drain(self, now: float, wall: float) -> None:
+        try:
+            while not self.closing and self.auth_pending is None:
                 packet = self._decoder.next_packet()
                 if packet is NEED_DATA:
                     break
@@ -246,7 +274,7 @@ class MqttSession:
         self.hub.forget(self)
 
     def _refuse_connect(self, reason: Reason, message: str, now: float) -> None:
-        user = self.user.name if self.user else "-"
+        user = self.user.name if self.user else (self.login if self.login is not None else "-")
         self.hub.count_refusal(reason)
         log.warning("event=mqtt_refused peer=%s user=%s client=%r reason=%s detail=%r", self.peer, user,
                     self.client_id, reason.name.lower(), message)
@@ -287,16 +315,22 @@ class MqttSession:
     def _on_connect(self, c: Connect, now: float, wall: float) -> None:
         self.version = c.protocol_level
         self.client_id = c.client_id
+        self.login = c.username
         if c.properties.get_str(Prop.AUTHENTICATION_METHOD) is not None:
             raise CloseConnection(Reason.BAD_AUTHENTICATION_METHOD, "enhanced authentication (AUTH) is not supported")
         if not c.client_id:
             if not c.clean_start and c.protocol_level == MQTT_311:
                 raise CloseConnection(Reason.CLIENT_IDENTIFIER_NOT_VALID, "empty client id with clean session 0")
             self.client_id = "auto-" + os.urandom(8).hex()
-        user, why = self.hub.users.authenticate(c.username, c.password)
-        if user is None:
-            self.client_id = self.client_id or c.client_id
-            raise CloseConnection(Reason.BAD_USER_NAME_OR_PASSWORD, f"user {c.username!r}: {why}")
+        found = self.hub.users.authenticate(c.username, c.password)
+        if isinstance(found, str):
+            raise CloseConnection(Reason.BAD_USER_NAME_OR_PASSWORD, f"user {c.username!r}: {found}")
+        if isinstance(found, PasswordCheck):
+            self.auth_pending, self._pending_connect = found, c  # the glue verifies off the loop
+            return
+        self._accept(c, found, now, wall)
+
+    def _accept(self, c: Connect, user: MqttUser, now: float, wall: float) -> None:
         self.user = user
         self.keepalive = c.keepalive
         if self.options.max_keepalive_s and (not c.keepalive or c.keepalive > self.options.max_keepalive_s):

@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final, cast
 
 from ..mqtt import Reason
@@ -48,6 +49,10 @@ class MqttServer:
         self.slots: SlotTable[MqttProtocol] = SlotTable(slots, random=rng)
         self.refusal_log: RateLimitedWarning = refusal_log or _EveryWarning()
         self.connections: set[MqttProtocol] = set()
+        #: argon2id password checks, one at a time off the event loop: each takes ~64 MiB and tens to
+        #: hundreds of milliseconds, so in the loop a stream of wrong passwords would stall every device
+        #: and agent; one thread bounds the memory too (the handshake slot pool bounds the queue)
+        self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wavemq-mqtt-passwd")
         self.accepted_connections = 0
         #: what the listener is bound to (``mqtt://host:port``), set by the server shell
         self.addresses: list[str] = []
@@ -66,6 +71,7 @@ class MqttServer:
         loop = asyncio.get_running_loop()
         for proto in list(self.connections):
             proto.close_with(Reason.SERVER_SHUTTING_DOWN, reason, loop.time())
+        self.hasher.shutdown(wait=False, cancel_futures=True)
 
 
 class MqttProtocol(asyncio.Protocol):
@@ -78,6 +84,7 @@ class MqttProtocol(asyncio.Protocol):
         self._timer_at = 0.0
         self._paused = False
         self._phase = Phase.HANDSHAKE
+        self._hashing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -147,6 +154,26 @@ class MqttProtocol(asyncio.Protocol):
         if session is None:
             return
         session.receive_bytes(data, asyncio.get_running_loop().time(), self.server.wall_clock())
+        self._check_password(session)
+        self._note_progress(session)
+        self._arm_timer()
+        self.server.writes.mark(self)
+
+    def _check_password(self, session: MqttSession) -> None:
+        check = session.auth_pending
+        if check is None or self._hashing:
+            return
+        self._hashing = True
+        future = asyncio.get_running_loop().run_in_executor(self.server.hasher, check.run)
+        future.add_done_callback(self._password_checked)
+
+    def _password_checked(self, future: asyncio.Future[bool]) -> None:
+        self._hashing = False
+        session = self.session
+        if session is None or future.cancelled():
+            return
+        ok = future.exception() is None and future.result()
+        session.auth_done(ok, asyncio.get_running_loop().time(), self.server.wall_clock())
         self._note_progress(session)
         self._arm_timer()
         self.server.writes.mark(self)
