@@ -102,6 +102,13 @@ def test_anonymous_only_when_configured(world: World) -> None:
     assert isinstance(ack, Connack) and ack.reason == 0
 
 
+def test_persistent_session_asked_is_refused_in_connack(world: World) -> None:
+    d = Device(hub_for(world))
+    (ack,) = d.connect(clean_start=False, properties=Properties({Prop.SESSION_EXPIRY_INTERVAL: 3600}))
+    assert isinstance(ack, Connack) and ack.reason == 0 and not ack.session_present
+    assert ack.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL) == 0
+
+
 def test_assigned_client_id(world: World) -> None:
     d = Device(hub_for(world))
     (ack,) = d.connect(client_id="")

@@ -341,6 +341,9 @@ class MqttSession:
         if c.will is not None:
             self.will = Publish(c.will.topic, c.will.payload, c.will.qos, c.will.retain,
                                 properties=c.will.properties)
+        if not c.clean_start or c.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL, 0):
+            log.info("event=mqtt_session_not_kept user=%s client=%r detail=%r", user.name, self.client_id,
+                     "a persistent session was asked for; not built yet: this session is clean (session present 0)")
         self._connect_deadline = None
         self.state = MqttState.OPEN
         self.hub.register(self, now, wall)
@@ -361,6 +364,8 @@ class MqttSession:
             values[Prop.ASSIGNED_CLIENT_IDENTIFIER] = self.client_id
         if self.keepalive != c.keepalive:
             values[Prop.SERVER_KEEP_ALIVE] = self.keepalive
+        if c.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL, 0):
+            values[Prop.SESSION_EXPIRY_INTERVAL] = 0  # persistent sessions are not built yet: say so (§3.2.2.3.2)
         return Properties(values)
 
     # ------------------------------------------------------------------ Consumer (the core calls these)
