@@ -80,12 +80,14 @@ class Device:
 
 
 def device(port: int, user: str | None, password: str = PASSWORD, *, v5: bool = True, client_id: str = "",
-           expect_ok: bool = True) -> Device:
+           expect_ok: bool = True, tls_ca: Path | None = None) -> Device:
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                     protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
     d = Device(c)
     if user is not None:
         c.username_pw_set(user, password)
+    if tls_ca is not None:
+        c.tls_set(ca_certs=str(tls_ca))
 
     def on_connect(_c: object, _u: object, _f: object, rc: object, _p: object = None) -> None:
         d.connack = int(getattr(rc, "value", rc))  # type: ignore[call-overload]
