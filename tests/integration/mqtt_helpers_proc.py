@@ -20,11 +20,11 @@ PASSWORD = "pw-device"
 _HASH = hash_password(PASSWORD)
 
 
-def device_user(site: Site, name: str, resource: str = "*") -> str:
-    """An entity granted publish/subscribe on ``resource``, its proof, and its [[MqttConfig.User]] entry."""
-    site.entity(name, grant=f"wavemq:publish,subscribe@namespace.ent/{resource}")
+def device_user(site: Site, name: str, resource: str = "*", perms: str = "publish,subscribe") -> str:
+    """An entity granted ``perms`` on ``resource``, its proof, and its [[MqttConfig.User]] entry."""
+    site.entity(name, grant=f"wavemq:{perms}@namespace.ent/{resource}")
     wv(site.env, site.dir, "rtprove", "--subject", f"{name}.ent", "-o", f"{name}.pem",
-       f"wavemq:publish,subscribe@namespace.ent/{resource}")
+       f"wavemq:{perms}@namespace.ent/{resource}")
     ns = format_id(load_entity(site.dir / "namespace.ent").id)
     return (f'[[MqttConfig.User]]\nusername = "{name}"\npasswordHash = "{_HASH}"\n'
             f'entity = "{site.dir / (name + ".ent")}"\nnamespace = "{ns}"\nproofs = ["{site.dir / (name + ".pem")}"]\n')
@@ -47,6 +47,7 @@ class Device:
 
     client: paho.Client
     messages: list[tuple[str, bytes, int]] = field(default_factory=list)
+    retained: list[str] = field(default_factory=list)  # topics received with the retain flag
     acks: dict[int, int] = field(default_factory=dict)  # mid -> reason code (5.0) or 0
     connack: int | None = None
     disconnected: int | None = None
@@ -67,8 +68,8 @@ class Device:
         wait_until(lambda: len(self.subacks) > before, 15.0, "SUBACK")
         return self.subacks[before]
 
-    def publish(self, topic: str, payload: bytes, qos: int) -> int:
-        info = self.client.publish(topic, payload, qos)
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> int:
+        info = self.client.publish(topic, payload, qos, retain)
         if qos:
             wait_until(lambda: info.mid in self.acks or self.disconnected is not None, 15.0, "PUBACK")
             return self.acks.get(info.mid, -1)
@@ -95,6 +96,8 @@ def device(port: int, user: str | None, password: str = PASSWORD, *, v5: bool = 
     def on_message(_c: object, _u: object, msg: paho.MQTTMessage) -> None:
         with d.lock:
             d.messages.append((msg.topic, msg.payload, msg.qos))
+            if msg.retain:
+                d.retained.append(msg.topic)
 
     def on_publish(_c: object, _u: object, mid: int, rc: object, _p: object = None) -> None:
         d.acks[mid] = int(getattr(rc, "value", 0))  # type: ignore[call-overload]

@@ -106,6 +106,22 @@ def test_takeover_by_client_id(mqtt_router: tuple[RouterProcess, int]) -> None:
     first.sock.close()
 
 
+@pytest.mark.parametrize("v5", [False, True], ids=["3.1.1", "5.0"])
+def test_retained_is_persisted(site: Site, router_factory: Callable[..., RouterProcess], devices: list[Device],
+                               v5: bool) -> None:
+    router = router_factory(mqtt_config(site, [device_user(site, "dev", perms="publish,subscribe,query")])).start()
+    port = mqtt_port(router)
+    pub = device(port, "dev", v5=v5, client_id="pub")
+    devices.append(pub)
+    assert pub.publish("plant/mode", b"auto", 1, retain=True) == 0
+    assert pub.publish("plant/gone", b"x", 1, retain=True) == 0
+    assert pub.publish("plant/gone", b"", 1, retain=True) == 0  # clears it
+    late = device(port, "dev", v5=v5, client_id="late")
+    devices.append(late)
+    late.subscribe(("plant/#", 1))
+    assert late.wait_messages(1) == [("plant/mode", b"auto", 0)] and late.retained == ["plant/mode"]
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed (makes the test certificate)")
 def test_tls(site: Site, router_factory: Callable[..., RouterProcess], devices: list[Device]) -> None:
     cert, key = site.dir / "cert.pem", site.dir / "key.pem"

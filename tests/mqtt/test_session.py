@@ -379,3 +379,25 @@ def test_password_check_is_the_glues_and_packets_wait(world: World, right: bool)
     else:
         assert isinstance(out[0], Connack) and out[0].reason == Reason.BAD_USER_NAME_OR_PASSWORD and len(out) == 1
         assert d.session.closing
+
+
+def test_retained_are_persisted_values(world: World) -> None:
+    """A retained publish is the URI's persisted value; a new subscription gets the values its filter
+    matches (with the retain flag) when the user may query; an empty payload cleared one."""
+    querier = user_for(world, "q", world.entity(), grants=("publish", "subscribe", "query"))
+    plain = user_for(world, "p", world.entity(grants="publish,subscribe"))
+    hub = make_hub([querier, plain])
+    pub = connected(hub, user="q", client_id="pub")
+    for topic, payload in (("r/a", b"1"), ("r/b", b"2"), ("r/b", b"3"), ("r/c", b"x"), ("r/c", b""), ("s", b"9")):
+        pub.send(Publish(topic, payload, 1, retain=True, packet_id=1))
+    pub.send(Publish("r/d", b"not retained", 1, packet_id=2))
+    sub = connected(hub, user="q", client_id="sub")
+    out = sub.send(Subscribe(1, (("r/#", SubOptions(1)),)))
+    assert out[0] == Suback(1, (1,))
+    assert [(p.topic, p.payload, p.retain, p.qos) for p in publishes(out)] == [("r/a", b"1", True, 0),
+                                                                              ("r/b", b"3", True, 0)]
+    again = sub.send(Subscribe(2, (("r/#", SubOptions(1, retain_handling=1)),)))
+    assert publishes(again) == []  # Retain Handling 1: only for a new subscription
+    no_grant = connected(hub, user="p", client_id="nq")
+    out = no_grant.send(Subscribe(1, (("r/#", SubOptions(1)),)))
+    assert out == [Suback(1, (1,))]  # subscribed; no wavemq:query, so no retained messages

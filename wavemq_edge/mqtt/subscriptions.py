@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 
 from ..router.errors import RouterError
 from ..router.subscription import RouterSubscription
+from ..uri import Pattern
 from ..wave import WaveError, sign_subscribe, sign_unsubscribe
 from .errors import CloseConnection, Reason, reason_for_refusal
 from .packets import MQTT_5, Suback, SubOptions, Subscribe, Unsuback, Unsubscribe
 from .properties import Prop
+from .retained import send_retained
 from .topics import TopicError, filter_to_pattern
 
 if TYPE_CHECKING:
@@ -55,8 +57,11 @@ class SubscriptionDesk:
         if Prop.SUBSCRIPTION_IDENTIFIER in p.properties.values:
             raise CloseConnection(Reason.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                   "subscription identifiers are not supported (announced in CONNACK)")
-        reasons = tuple(self._one(topic, opts, now, wall) for topic, opts in p.topics)
-        self.s.send(Suback(p.packet_id, reasons))
+        results = [self._one(topic, opts, now, wall) for topic, opts in p.topics]
+        self.s.send(Suback(p.packet_id, tuple(code for code, _retained in results)))
+        for (topic, _opts), (_code, retained) in zip(p.topics, results, strict=True):
+            if retained is not None and not self.s.closing:
+                send_retained(self.s, topic, retained, wall)
 
     def _fail(self, topic: str, reason: Reason, text: str) -> int:
         s = self.s
@@ -64,21 +69,22 @@ class SubscriptionDesk:
                     s.user.name if s.user else "-", s.client_id, topic, reason.name.lower(), text)
         return int(reason) if s.version == MQTT_5 else _FAILURE_311
 
-    def _one(self, topic: str, opts: SubOptions, now: float, wall: float) -> int:
+    def _one(self, topic: str, opts: SubOptions, now: float, wall: float) -> tuple[int, Pattern | None]:
+        """(SUBACK reason, the pattern whose retained messages to send, if any)."""
         s = self.s
         user = s.user
         assert user is not None
         if topic.startswith("$share/"):
-            return self._fail(topic, Reason.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "shared subscriptions")
+            return self._fail(topic, Reason.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "shared subscriptions"), None
         try:
             pattern = filter_to_pattern(topic)
         except TopicError as exc:
-            return self._fail(topic, Reason.TOPIC_FILTER_INVALID, str(exc))
+            return self._fail(topic, Reason.TOPIC_FILTER_INVALID, str(exc)), None
         qos = min(opts.qos, 1)
         existing = self.by_filter.get(topic)
         if existing is not None:
             existing.qos = qos
-            return qos
+            return qos, (pattern if opts.retain_handling == 0 else None)
         self._count += 1
         sub_id = f"{self._prefix}{self._count}"
         try:
@@ -88,14 +94,14 @@ class SubscriptionDesk:
             sub, _resumed = s.core.subscribe(s, user.secret.entity, req.raw, user.proof_for, True,
                                              len(self.by_filter), now, wall)
         except RouterError as exc:
-            return self._fail(topic, reason_for_refusal(exc.code), str(exc))
+            return self._fail(topic, reason_for_refusal(exc.code), str(exc)), None
         except WaveError as exc:
-            return self._fail(topic, Reason.IMPLEMENTATION_SPECIFIC_ERROR, str(exc))
+            return self._fail(topic, Reason.IMPLEMENTATION_SPECIFIC_ERROR, str(exc)), None
         entry = _Entry(topic, qos, sub)
         self.by_filter[topic] = entry
         self.by_key[sub.key] = entry
         s.authorised = True
-        return qos
+        return qos, (pattern if opts.retain_handling != 2 else None)
 
     def on_unsubscribe(self, p: Unsubscribe, now: float, wall: float) -> None:
         reasons = tuple(self._drop(topic, now, wall) for topic in p.topics)
