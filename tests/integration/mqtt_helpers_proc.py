@@ -9,6 +9,8 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from proc_helpers import RouterProcess, Site, config_text, wv
 from waiting import wait_until
 
@@ -50,6 +52,7 @@ class Device:
     retained: list[str] = field(default_factory=list)  # topics received with the retain flag
     acks: dict[int, int] = field(default_factory=dict)  # mid -> reason code (5.0) or 0
     connack: int | None = None
+    session_present: bool = False
     disconnected: int | None = None
     subacks: list[list[int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,16 +84,18 @@ class Device:
 
 
 def device(port: int, user: str | None, password: str = PASSWORD, *, v5: bool = True, client_id: str = "",
-           expect_ok: bool = True, tls_ca: Path | None = None) -> Device:
+           expect_ok: bool = True, tls_ca: Path | None = None, persistent: bool = False) -> Device:
+    """``persistent``: 3.1.1 clean session 0, or 5.0 clean start 0 with a session expiry of an hour."""
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                    protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
+                    protocol=paho.MQTTv5 if v5 else paho.MQTTv311, clean_session=None if v5 else not persistent)
     d = Device(c)
     if user is not None:
         c.username_pw_set(user, password)
     if tls_ca is not None:
         c.tls_set(ca_certs=str(tls_ca))
 
-    def on_connect(_c: object, _u: object, _f: object, rc: object, _p: object = None) -> None:
+    def on_connect(_c: object, _u: object, flags: object, rc: object, _p: object = None) -> None:
+        d.session_present = bool(getattr(flags, "session_present", False))
         d.connack = int(getattr(rc, "value", rc))  # type: ignore[call-overload]
 
     def on_message(_c: object, _u: object, msg: paho.MQTTMessage) -> None:
@@ -110,7 +115,13 @@ def device(port: int, user: str | None, password: str = PASSWORD, *, v5: bool = 
 
     c.on_connect, c.on_message, c.on_publish = on_connect, on_message, on_publish
     c.on_subscribe, c.on_disconnect = on_subscribe, on_disconnect
-    c.connect("127.0.0.1", port, keepalive=30)
+    if v5:
+        props = Properties(PacketTypes.CONNECT)
+        if persistent:
+            props.SessionExpiryInterval = 3600
+        c.connect("127.0.0.1", port, keepalive=30, clean_start=not persistent, properties=props)
+    else:
+        c.connect("127.0.0.1", port, keepalive=30)
     c.loop_start()
     wait_until(lambda: d.connack is not None or d.disconnected is not None, 15.0, "CONNACK")
     if expect_ok:

@@ -122,6 +122,30 @@ def test_retained_is_persisted(site: Site, router_factory: Callable[..., RouterP
     assert late.wait_messages(1) == [("plant/mode", b"auto", 0)] and late.retained == ["plant/mode"]
 
 
+@pytest.mark.parametrize("v5", [False, True], ids=["3.1.1", "5.0"])
+def test_persistent_session_across_kill9(site: Site, router_factory: Callable[..., RouterProcess],
+                                         devices: list[Device], v5: bool) -> None:
+    """Offline queueing: a device with a persistent session subscribes and goes; messages published
+    meanwhile (PUBACKed) survive a router kill -9 and reach the device when it comes back."""
+    router = router_factory(mqtt_config(site, [device_user(site, "dev")])).start()
+    port = mqtt_port(router)
+    keeper = device(port, "dev", v5=v5, client_id="keeper", persistent=True)
+    keeper.subscribe(("k/#", 1))
+    keeper.stop()
+    pub = device(port, "dev", client_id="pub")
+    for i in range(3):
+        assert pub.publish(f"k/{i}", str(i).encode(), 1) == 0
+    pub.stop()
+    router.kill9()
+    router.start()
+    port = mqtt_port(router)
+    back = device(port, "dev", v5=v5, client_id="keeper", persistent=True)
+    devices.append(back)
+    assert back.session_present
+    got = back.wait_messages(3)
+    assert sorted(got) == [("k/0", b"0", 1), ("k/1", b"1", 1), ("k/2", b"2", 1)]
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed (makes the test certificate)")
 def test_tls(site: Site, router_factory: Callable[..., RouterProcess], devices: list[Device]) -> None:
     cert, key = site.dir / "cert.pem", site.dir / "key.pem"

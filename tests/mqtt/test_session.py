@@ -102,11 +102,34 @@ def test_anonymous_only_when_configured(world: World) -> None:
     assert isinstance(ack, Connack) and ack.reason == 0
 
 
-def test_persistent_session_asked_is_refused_in_connack(world: World) -> None:
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5])
+def test_persistent_session_queues_while_away(world: World, version: int) -> None:
+    hub = hub_for(world)
+    keep = {"clean_start": False} if version == MQTT_311 else {
+        "clean_start": False, "properties": Properties({Prop.SESSION_EXPIRY_INTERVAL: 3600})}
+    d = connected(hub, version, client_id="dev1", **keep)
+    d.send(Subscribe(1, (("q/#", SubOptions(1)),)))
+    other = connected(hub, version, client_id="dev2", **keep)  # another client id: another session
+    other.send(Subscribe(1, (("z", SubOptions(1)),)))
+    d.session.connection_lost(1.0, T0 + 1)
+    for i in range(3):
+        wave_publish(hub, world, "q/x", str(i))
+    back = Device(hub, version)
+    out = back.connect(client_id="dev1", **keep)
+    assert isinstance(out[0], Connack) and out[0].session_present
+    assert [(p.topic, p.payload) for p in publishes(out + back.recv())] == [("q/x", b"0"), ("q/x", b"1"),
+                                                                            ("q/x", b"2")]
+    back.session.connection_lost(2.0, T0 + 2)
+    clean = Device(hub, version)
+    (ack,) = clean.connect(client_id="dev1")
+    assert isinstance(ack, Connack) and not ack.session_present
+    assert [sub.sub_id for sub in hub.core.subscriptions()] == [other.session.subs.by_filter["z"].sub.sub_id]
+
+
+def test_session_expiry_capped_by_queue_expiry(world: World) -> None:
     d = Device(hub_for(world))
-    (ack,) = d.connect(clean_start=False, properties=Properties({Prop.SESSION_EXPIRY_INTERVAL: 3600}))
-    assert isinstance(ack, Connack) and ack.reason == 0 and not ack.session_present
-    assert ack.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL) == 0
+    (ack,) = d.connect(clean_start=False, properties=Properties({Prop.SESSION_EXPIRY_INTERVAL: 10**6}))
+    assert isinstance(ack, Connack) and ack.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL) == 86400
 
 
 def test_assigned_client_id(world: World) -> None:

@@ -104,6 +104,8 @@ class MqttSession:
         self.authorised = False
         self.max_send_bytes = 0  # the device's Maximum Packet Size (0: none)
         self.will: Publish | None = None
+        #: the device asked for a session that outlives the connection: its subscriptions are durable
+        self.persistent = False
         #: the user name CONNECT gave (for log lines about a refused login)
         self.login: str | None = None
         #: a password the glue must verify (argon2id, off the event loop), then call ``auth_done``
@@ -341,13 +343,13 @@ class MqttSession:
         if c.will is not None:
             self.will = Publish(c.will.topic, c.will.payload, c.will.qos, c.will.retain,
                                 properties=c.will.properties)
-        if not c.clean_start or c.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL, 0):
-            log.info("event=mqtt_session_not_kept user=%s client=%r detail=%r", user.name, self.client_id,
-                     "a persistent session was asked for; not built yet: this session is clean (session present 0)")
+        expiry = c.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL, 0) or 0
+        self.persistent = (not c.clean_start) if self.version == MQTT_311 else expiry > 0
         self._connect_deadline = None
         self.state = MqttState.OPEN
+        present = self.subs.start_session(clean=c.clean_start, now=now, wall=wall)
         self.hub.register(self, now, wall)
-        self.send(Connack(False, 0, self._connack_props(c)))
+        self.send(Connack(present, 0, self._connack_props(c)))
         log.info("event=mqtt_connected peer=%s user=%s client=%r version=%s keepalive=%d", self.peer, user.name,
                  self.client_id, "5.0" if self.version == MQTT_5 else "3.1.1", self.keepalive)
 
@@ -364,8 +366,10 @@ class MqttSession:
             values[Prop.ASSIGNED_CLIENT_IDENTIFIER] = self.client_id
         if self.keepalive != c.keepalive:
             values[Prop.SERVER_KEEP_ALIVE] = self.keepalive
-        if c.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL, 0):
-            values[Prop.SESSION_EXPIRY_INTERVAL] = 0  # persistent sessions are not built yet: say so (§3.2.2.3.2)
+        asked = c.properties.get_int(Prop.SESSION_EXPIRY_INTERVAL, 0) or 0
+        kept = int(self.core.options.subscription_limits.expiry_s)
+        if asked and kept and asked > kept:
+            values[Prop.SESSION_EXPIRY_INTERVAL] = kept  # a queue idle for queueExpiry is removed (§3.2.2.3.2)
         return Properties(values)
 
     # ------------------------------------------------------------------ Consumer (the core calls these)

@@ -9,6 +9,7 @@ prefix): many devices may share one user's entity. Subscribing to a filter again
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -86,12 +87,12 @@ class SubscriptionDesk:
             existing.qos = qos
             return qos, (pattern if opts.retain_handling == 0 else None)
         self._count += 1
-        sub_id = f"{self._prefix}{self._count}"
+        sub_id = self._durable_id(topic) if s.persistent else f"{self._prefix}{self._count}"
         try:
             req = sign_subscribe(user.secret, namespace=user.namespace, uri="/".join(pattern), sub_id=sub_id,
                                  router_id=s.core.router_id, proof_id=user.choose_proof("subscribe", pattern, wall),
                                  now=wall)
-            sub, _resumed = s.core.subscribe(s, user.secret.entity, req.raw, user.proof_for, True,
+            sub, _resumed = s.core.subscribe(s, user.secret.entity, req.raw, user.proof_for, not s.persistent,
                                              len(self.by_filter), now, wall)
         except RouterError as exc:
             return self._fail(topic, reason_for_refusal(exc.code), str(exc)), None
@@ -102,6 +103,49 @@ class SubscriptionDesk:
         self.by_key[sub.key] = entry
         s.authorised = True
         return qos, (pattern if opts.retain_handling != 2 else None)
+
+    # ------------------------------------------------------------------ persistent sessions
+
+    def _session_prefix(self) -> str:
+        return "mqtt:" + hashlib.blake2b(self.s.client_id.encode(), digest_size=9).hexdigest() + ":"
+
+    def _durable_id(self, topic_filter: str) -> str:
+        """Stable for (client id, filter), so a reconnect (or a restart) resumes the same subscription;
+        the entity (the user) is part of the core's subscription key."""
+        return self._session_prefix() + hashlib.blake2b(topic_filter.encode(), digest_size=12).hexdigest()
+
+    def _kept(self) -> list[RouterSubscription]:
+        user = self.s.user
+        assert user is not None
+        prefix = self._session_prefix()
+        return [sub for sub in self.s.core.subscriptions() if sub.entity == user.secret.id
+                and sub.namespace == user.namespace and sub.sub_id.startswith(prefix)]
+
+    def start_session(self, *, clean: bool, now: float, wall: float) -> bool:
+        """At CONNECT: a clean start ends the durable subscriptions this (user, client id) left; otherwise
+        they are resumed (at QoS 1) and what they queued meanwhile is delivered. True = session present."""
+        s = self.s
+        kept = self._kept()
+        if clean or not s.persistent:
+            for sub in kept:
+                self._end_durable(sub, wall, now)
+            return False
+        for sub in kept:
+            topic = "/".join(sub.pattern)
+            if topic.endswith("*"):
+                topic = topic[:-1] + "#"
+            self._one(topic, SubOptions(1, retain_handling=2), now, wall)
+        return bool(self.by_filter)
+
+    def _end_durable(self, sub: RouterSubscription, wall: float, now: float) -> None:
+        user = self.s.user
+        assert user is not None
+        try:
+            req = sign_unsubscribe(user.secret, sub_id=sub.sub_id, now=wall)
+            self.s.core.unsubscribe(user.secret.entity, req.raw, now, wall)
+        except (RouterError, WaveError) as exc:
+            log.warning("event=mqtt_session_end_failed user=%s client=%r detail=%r", user.name, self.s.client_id,
+                        str(exc))
 
     def on_unsubscribe(self, p: Unsubscribe, now: float, wall: float) -> None:
         reasons = tuple(self._drop(topic, now, wall) for topic in p.topics)
