@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from mqtt_helpers_proc import PASSWORD, Device, device, device_user, mqtt_config, mqtt_port
 from proc_helpers import RouterProcess, Site
+from waiting import wait_until
 
 from wavemq_edge.mqtt import (
     MQTT_5,
@@ -77,12 +78,12 @@ def test_keepalive_timeout_closes(mqtt_router: tuple[RouterProcess, int], versio
     router, port = mqtt_router
     raw = RawDevice(port, Connect("quiet", version, keepalive=1, username="dev", password=PASSWORD.encode()))
     t0 = time.monotonic()
-    got = raw.until_closed()  # the router closes it after 1.5 s of silence
-    assert 1.3 <= time.monotonic() - t0 < 10
+    got = raw.until_closed()  # the router closes it 1.5 s after the CONNECT it last heard
+    assert 1.0 <= time.monotonic() - t0 < 10, got  # (the CONNACK may reach us late on a loaded machine)
     if version == MQTT_5:
         assert [p.reason for p in got if isinstance(p, Disconnect)] == [Reason.KEEP_ALIVE_TIMEOUT]
     raw.sock.close()
-    assert "reason=keep_alive_timeout" in router.output()
+    wait_until(lambda: "reason=keep_alive_timeout" in router.output(), 10.0, "the keepalive log line")
 
 
 def test_will_on_abnormal_disconnect(mqtt_router: tuple[RouterProcess, int], devices: list[Device]) -> None:
