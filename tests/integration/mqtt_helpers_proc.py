@@ -19,7 +19,7 @@ from wavemq_edge.wave import format_id, load_entity
 
 MQTT_LISTENING = re.compile(r"event=mqtt_listening addr=mqtts?://127\.0\.0\.1:(\d+)")
 PASSWORD = "pw-device"
-_HASH = hash_password(PASSWORD)
+PASSWORD_HASH = hash_password(PASSWORD)
 
 
 def device_user(site: Site, name: str, resource: str = "*", perms: str = "publish,subscribe") -> str:
@@ -28,7 +28,7 @@ def device_user(site: Site, name: str, resource: str = "*", perms: str = "publis
     wv(site.env, site.dir, "rtprove", "--subject", f"{name}.ent", "-o", f"{name}.pem",
        f"wavemq:{perms}@namespace.ent/{resource}")
     ns = format_id(load_entity(site.dir / "namespace.ent").id)
-    return (f'[[MqttConfig.User]]\nusername = "{name}"\npasswordHash = "{_HASH}"\n'
+    return (f'[[MqttConfig.User]]\nusername = "{name}"\npasswordHash = "{PASSWORD_HASH}"\n'
             f'entity = "{site.dir / (name + ".ent")}"\nnamespace = "{ns}"\nproofs = ["{site.dir / (name + ".pem")}"]\n')
 
 
