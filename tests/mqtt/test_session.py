@@ -4,6 +4,8 @@ QoS 0/1/2, credit window, keepalive, takeover, will, malformed input."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mqtt_helpers import Device, make_hub, user_for
 from router_helpers import T0, Agent, World
 
@@ -424,3 +426,18 @@ def test_retained_are_persisted_values(world: World) -> None:
     no_grant = connected(hub, user="p", client_id="nq")
     out = no_grant.send(Subscribe(1, (("r/#", SubOptions(1)),)))
     assert out == [Suback(1, (1,))]  # subscribed; no wavemq:query, so no retained messages
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([MQTT_311, MQTT_5]), st.binary(max_size=300), st.integers(1, 64))
+def test_fuzz_never_raises_nor_disturbs_another(world: World, version: int, junk: bytes, chunk: int) -> None:
+    hub = hub_for(world)
+    other = connected(hub, version, client_id="other")
+    other.send(Subscribe(1, (("f", SubOptions(1)),)))
+    d = connected(hub, version, client_id="fuzz")
+    for i in range(0, len(junk), chunk):
+        d.send_raw(junk[i:i + chunk])
+    d.tick(1000.0)
+    (p,) = publishes(connected(hub, version, client_id="pub").send(Publish("f", b"ok", 1, packet_id=1)) + other.recv())
+    assert p.payload == b"ok"
+    assert other.send(PingReq()) == [PingResp()]
