@@ -34,6 +34,7 @@ from wavemq_edge.mqtt import (
 )
 from wavemq_edge.mqtt.hub import MqttHub
 from wavemq_edge.mqtt.identity import MqttUser, hash_password
+from wavemq_edge.mqtt.sys_topics import topic_matches
 from wavemq_edge.wave import Message, object_id, sign_message, sign_subscribe
 from wavemq_edge.wire import Frame, FrameType
 
@@ -441,3 +442,25 @@ def test_fuzz_never_raises_nor_disturbs_another(world: World, version: int, junk
     (p,) = publishes(connected(hub, version, client_id="pub").send(Publish("f", b"ok", 1, packet_id=1)) + other.recv())
     assert p.payload == b"ok"
     assert other.send(PingReq()) == [PingResp()]
+
+
+def test_sys_topics(world: World) -> None:
+    hub = hub_for(world)
+    d = connected(hub)
+    out = d.send(Subscribe(1, (("$SYS/broker/clients/+", SubOptions(1)), ("$SYS/broker/uptime", SubOptions()))))
+    assert out[0] == Suback(1, (0, 0))
+    got = {(p.topic, p.retain) for p in publishes(out)}
+    assert got == {("$SYS/broker/clients/connected", True), ("$SYS/broker/uptime", True)}
+    assert [p.payload for p in publishes(out) if p.topic.endswith("connected")] == [b"1"]
+    assert d.session.next_deadline() == 10.0
+    assert {p.topic for p in publishes(d.tick(10.0))} == {"$SYS/broker/clients/connected", "$SYS/broker/uptime"}
+    assert d.send(Unsubscribe(2, ("$SYS/broker/uptime",))) == [Unsuback(2, (0,))]
+    assert {p.topic for p in publishes(d.tick(20.0))} == {"$SYS/broker/clients/connected"}
+
+
+@pytest.mark.parametrize(("topic_filter", "topic", "match"), [
+    ("$SYS/#", "$SYS/broker/uptime", True), ("$SYS/+/uptime", "$SYS/broker/uptime", True),
+    ("$SYS/broker", "$SYS/broker/uptime", False), ("$SYS/broker/#", "$SYS/broker", True),
+    ("$SYS/+", "$SYS/broker/uptime", False)])
+def test_sys_matching(topic_filter: str, topic: str, match: bool) -> None:
+    assert topic_matches(topic_filter, topic) is match

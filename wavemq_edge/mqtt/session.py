@@ -144,6 +144,9 @@ class MqttSession:
         candidates = [self._connect_deadline] if self._connect_deadline is not None else []
         if self.state is MqttState.OPEN and self.keepalive:
             candidates.append(self._last_input + 1.5 * self.keepalive)
+        sys_at = self.subs.sys_deadline() if self.state is MqttState.OPEN else None
+        if sys_at is not None:
+            candidates.append(sys_at)
         since = self._partial_since()
         if since is not None:
             candidates.append(since + self.options.packet_stall_timeout_s)
@@ -161,6 +164,8 @@ class MqttSession:
             self._close(Reason.KEEP_ALIVE_TIMEOUT, f"nothing received for 1.5 x keep alive {self.keepalive} s",
                         now, wall)
         else:
+            if self.state is MqttState.OPEN:
+                self.subs.sys_timer(now)
             since = self._partial_since()
             if since is not None and now >= since + self.options.packet_stall_timeout_s:
                 self.timed_out = "packet_stall"

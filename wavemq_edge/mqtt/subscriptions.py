@@ -23,6 +23,7 @@ from .errors import CloseConnection, Reason, reason_for_refusal
 from .packets import MQTT_5, Suback, SubOptions, Subscribe, Unsuback, Unsubscribe
 from .properties import Prop
 from .retained import send_retained
+from .sys_topics import SYS_INTERVAL_S, is_sys_filter, send_sys
 from .topics import TopicError, filter_to_pattern
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class SubscriptionDesk:
         self.by_filter: dict[str, _Entry] = {}
         self.by_key: dict[str, _Entry] = {}
         self._prefix = "mqtt~" + os.urandom(6).hex() + "~"
+        #: ``$SYS`` filters, served by the session itself (``sys_topics.py``), and when to send next
+        self.sys_filters: set[str] = set()
+        self.sys_next: float | None = None
         self._count = 0
 
     def qos_of(self, sub: RouterSubscription) -> int:
@@ -58,8 +62,12 @@ class SubscriptionDesk:
         if Prop.SUBSCRIPTION_IDENTIFIER in p.properties.values:
             raise CloseConnection(Reason.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                   "subscription identifiers are not supported (announced in CONNACK)")
+        sys_before = set(self.sys_filters)
         results = [self._one(topic, opts, now, wall) for topic, opts in p.topics]
         self.s.send(Suback(p.packet_id, tuple(code for code, _retained in results)))
+        if self.sys_filters - sys_before:
+            send_sys(self.s, self.sys_filters - sys_before, now)
+            self.sys_next = now + SYS_INTERVAL_S
         for (topic, _opts), (_code, retained) in zip(p.topics, results, strict=True):
             if retained is not None and not self.s.closing:
                 send_retained(self.s, topic, retained, wall)
@@ -75,6 +83,9 @@ class SubscriptionDesk:
         s = self.s
         user = s.user
         assert user is not None
+        if is_sys_filter(topic):
+            self.sys_filters.add(topic)
+            return 0, None
         if topic.startswith("$share/"):
             return self._fail(topic, Reason.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "shared subscriptions"), None
         try:
@@ -103,6 +114,14 @@ class SubscriptionDesk:
         self.by_key[sub.key] = entry
         s.authorised = True
         return qos, (pattern if opts.retain_handling != 2 else None)
+
+    def sys_deadline(self) -> float | None:
+        return self.sys_next if self.sys_filters else None
+
+    def sys_timer(self, now: float) -> None:
+        if self.sys_filters and self.sys_next is not None and now >= self.sys_next:
+            send_sys(self.s, self.sys_filters, now)
+            self.sys_next = now + SYS_INTERVAL_S
 
     # ------------------------------------------------------------------ persistent sessions
 
@@ -153,6 +172,9 @@ class SubscriptionDesk:
 
     def _drop(self, topic: str, now: float, wall: float) -> int:
         s = self.s
+        if topic in self.sys_filters:
+            self.sys_filters.discard(topic)
+            return Reason.SUCCESS
         entry = self.by_filter.pop(topic, None)
         if entry is None:
             return Reason.NO_SUBSCRIPTION_EXISTED
