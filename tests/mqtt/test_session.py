@@ -224,10 +224,22 @@ def test_invalid_topic_name(world: World, version: int, topic: str) -> None:
         assert out == [] and d.session.closing
 
 
-def test_topic_alias_refused(world: World) -> None:
-    d = connected(hub_for(world))
-    (disc,) = d.send(Publish("a", b"x", 0, properties=Properties({Prop.TOPIC_ALIAS: 1})))
-    assert isinstance(disc, Disconnect) and disc.reason == Reason.TOPIC_ALIAS_INVALID
+def test_topic_aliases(world: World) -> None:
+    hub = hub_for(world, topic_alias_maximum=2)
+    agent = agent_subscriber(hub, world)
+    d = Device(hub)
+    (ack,) = d.connect()
+    assert isinstance(ack, Connack) and ack.properties.get_int(Prop.TOPIC_ALIAS_MAXIMUM) == 2
+    assert d.send(Publish("a/b", b"1", 1, packet_id=1, properties=Properties({Prop.TOPIC_ALIAS: 2}))) == [
+        PubAck(PacketType.PUBACK, 1)]
+    assert d.send(Publish("", b"2", 1, packet_id=2, properties=Properties({Prop.TOPIC_ALIAS: 2}))) == [
+        PubAck(PacketType.PUBACK, 2)]
+    assert [(m.uri, m.payload[0][1]) for m in delivered(agent.recv())] == [("a/b", b"1"), ("a/b", b"2")]
+    (disc,) = d.send(Publish("", b"x", 0, properties=Properties({Prop.TOPIC_ALIAS: 1})))
+    assert isinstance(disc, Disconnect) and disc.reason == Reason.PROTOCOL_ERROR  # never set
+    d = connected(hub, client_id="c2")
+    (disc,) = d.send(Publish("a", b"x", 0, properties=Properties({Prop.TOPIC_ALIAS: 3})))
+    assert isinstance(disc, Disconnect) and disc.reason == Reason.TOPIC_ALIAS_INVALID  # above the maximum
 
 
 def test_retain_is_persist(world: World) -> None:

@@ -165,6 +165,7 @@ class MqttConfig:
     receive_maximum: int
     max_inflight: int
     max_keepalive_s: int
+    topic_alias_maximum: int
     anonymous_entity: Path | None
     anonymous_namespace: str
     anonymous_proofs: tuple[Path, ...]

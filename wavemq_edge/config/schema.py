@@ -143,6 +143,8 @@ SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
             doc="deliveries to a device not yet acknowledged (also capped by the device's Receive Maximum)"),
         Key("maxKeepalive", "max_keepalive_s", INT, 0, 0, 65535, "second",
             doc="a device keep alive above this (or 0) is lowered to it; 0 = accept the device's"),
+        Key("topicAliasMaximum", "topic_alias_maximum", INT, 16, 0, 65535, "alias",
+            doc="topic aliases one device may set (announced as Topic Alias Maximum); 0 = none"),
         Key("anonymousEntity", "anonymous_entity", OPT_PATH, "",
             doc="entity secret file devices without a user name act as; empty = anonymous access off"),
         Key("anonymousNamespace", "anonymous_namespace", STR, "", doc="namespace hash of anonymous devices"),

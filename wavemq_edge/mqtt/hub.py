@@ -37,6 +37,8 @@ class MqttOptions:
     max_inflight: int = 32
     #: a keep alive above this (or 0) is replaced by it, announced as Server Keep Alive (0: the device's)
     max_keepalive_s: int = 0
+    #: topic aliases a device may set (announced as Topic Alias Maximum, 5.0); 0 = none
+    topic_alias_maximum: int = 16
 
 
 DEFAULT_MQTT_OPTIONS: Final = MqttOptions()

@@ -10,6 +10,7 @@ window; QoS 1 ones acknowledged to the core at PUBACK, QoS 0 ones once written (
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..router.errors import RouterError
@@ -35,6 +36,7 @@ class PublishDesk:
     def __init__(self, session: MqttSession) -> None:
         self.s = session
         self._qos2: set[int] = set()
+        self._aliases: dict[int, str] = {}
         self._last_ms = 0
         self._seq = 0
         self.published = 0
@@ -42,8 +44,7 @@ class PublishDesk:
 
     def on_publish(self, p: Publish, now: float, wall: float) -> None:
         s = self.s
-        if p.properties.get_int(Prop.TOPIC_ALIAS) is not None:
-            raise CloseConnection(Reason.TOPIC_ALIAS_INVALID, "topic aliases are not accepted (Topic Alias Maximum 0)")
+        p = self._resolve_alias(p)
         if p.qos == 2 and p.packet_id in self._qos2:
             s.send(PubAck(PacketType.PUBREC, p.packet_id))  # already published: exactly once
             return
@@ -66,6 +67,25 @@ class PublishDesk:
         elif p.qos == 2:
             self._qos2.add(p.packet_id)
             s.send(PubAck(PacketType.PUBREC, p.packet_id))
+
+    def _resolve_alias(self, p: Publish) -> Publish:
+        """MQTT 5 topic aliases (§3.3.2.3.4): at most ``topic_alias_maximum`` per connection, as announced."""
+        alias = p.properties.get_int(Prop.TOPIC_ALIAS)
+        if alias is None:
+            if not p.topic and self.s.version == MQTT_5:
+                raise CloseConnection(Reason.PROTOCOL_ERROR, "PUBLISH with an empty topic name and no topic alias")
+            return p
+        limit = self.s.options.topic_alias_maximum
+        if alias > limit:
+            raise CloseConnection(Reason.TOPIC_ALIAS_INVALID, f"topic alias {alias} is above the Topic Alias "
+                                  f"Maximum {limit} (MqttConfig.topicAliasMaximum)")
+        if p.topic:
+            self._aliases[alias] = p.topic
+            return p
+        topic = self._aliases.get(alias)
+        if topic is None:
+            raise CloseConnection(Reason.PROTOCOL_ERROR, f"topic alias {alias} was never set on this connection")
+        return replace(p, topic=topic)
 
     def on_pubrel(self, packet_id: int) -> None:
         if packet_id in self._qos2:

@@ -367,6 +367,8 @@ class MqttSession:
             Prop.SUBSCRIPTION_IDENTIFIER_AVAILABLE: 0,
             Prop.SHARED_SUBSCRIPTION_AVAILABLE: 0,
         }
+        if self.options.topic_alias_maximum:
+            values[Prop.TOPIC_ALIAS_MAXIMUM] = self.options.topic_alias_maximum
         if self.client_id != c.client_id:
             values[Prop.ASSIGNED_CLIENT_IDENTIFIER] = self.client_id
         if self.keepalive != c.keepalive:

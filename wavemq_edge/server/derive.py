@@ -178,7 +178,8 @@ def mqtt_settings(config: Config) -> MqttSettings:
     m, lim = config.mqtt, config.limits
     options = MqttOptions(max_packet_bytes=m.max_packet_size, connect_timeout_s=m.connect_timeout_s,
                           packet_stall_timeout_s=lim.frame_stall_timeout_s, receive_maximum=m.receive_maximum,
-                          max_inflight=m.max_inflight, max_keepalive_s=m.max_keepalive_s)
+                          max_inflight=m.max_inflight, max_keepalive_s=m.max_keepalive_s,
+                          topic_alias_maximum=m.topic_alias_maximum)
     slots = SlotLimits(max_connections=m.max_connections, max_per_address=min(lim.max_connections_per_address,
                                                                                m.max_connections),
                        max_handshakes=lim.max_handshakes, handshake_drop_start=lim.handshake_drop_start,
