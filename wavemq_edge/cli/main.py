@@ -52,6 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_router_commands(sub)
     _add_client_commands(sub)
+    from .mqtt_cmds import add_mqtt_commands
+    add_mqtt_commands(sub)
     demo = sub.add_parser("demo", help="run the hello-world example end to end in a temporary directory",
                           description="Creates a namespace and a service entity, grants the service "
                           "publish/subscribe on the namespace, starts a router on a free loopback port, "
@@ -379,6 +381,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Exit
         return _cmd_run(args)
     if args.command == "bench":
         return _cmd_bench(args)
+    if args.command == "mqtt-passwd":
+        from .mqtt_cmds import run_mqtt_passwd
+        return run_mqtt_passwd(args)
     if args.command in _CLIENT_COMMANDS:
         from .client_cmds import run_client_command
 

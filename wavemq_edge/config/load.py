@@ -38,6 +38,7 @@ from .model import (
     ListenAddress,
     LocalConfig,
     MetricsConfig,
+    MqttConfig,
     PeerConfig,
     QueueConfig,
     RouterPeer,
@@ -45,8 +46,23 @@ from .model import (
     StorageProvider,
     WaveConfig,
 )
+from .mqtt_users import check_mqtt, mqtt_users
 from .render import DEFAULT_SOURCE, default_config_toml, num, toml_value
-from .schema import ADDR, BOOL, FLOAT, INT, OPT_PATH, PATH, PATHS, ROUTER_KEYS, SECTIONS, STORAGE_KEYS, STR, Key
+from .schema import (
+    ADDR,
+    BOOL,
+    FLOAT,
+    INT,
+    OPT_ADDR,
+    OPT_PATH,
+    PATH,
+    PATHS,
+    ROUTER_KEYS,
+    SECTIONS,
+    STORAGE_KEYS,
+    STR,
+    Key,
+)
 from .values import parse_listen_address, validate_namespace_hash
 
 if sys.version_info >= (3, 11):
@@ -125,7 +141,9 @@ class _Checker:
                 self.fail(where, value, "must be one of " + ", ".join(repr(c) for c in key.choices))
                 return None
             return value
-        if kind == ADDR:
+        if kind == OPT_ADDR and value == "":
+            return None
+        if kind in (ADDR, OPT_ADDR):
             if not isinstance(value, str):
                 self.fail(where, value, f"must be a string host:port, not {_type_name(value)}")
                 return None
@@ -243,6 +261,9 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
     limits_v, _ = section("LimitsConfig")
     budget_v, _ = section("BudgetConfig")
     metrics_v, _ = section("MetricsConfig")
+    mqtt_v, mqtt_sub = section("MqttConfig", ("User",))
+    mqtt_v["users"] = mqtt_users(mqtt_sub.get("User"), check)
+    check_mqtt(mqtt_v, check)
 
     storage = _storage_providers(wave_sub.get("storage"), check)
     routers = _routers(routing_sub.get("Router"), check)
@@ -268,6 +289,7 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
             budget=BudgetConfig(**budget_v),  # type: ignore[arg-type]
             metrics=MetricsConfig(**metrics_v),  # type: ignore[arg-type]
             environment=env,
+            mqtt=MqttConfig(**mqtt_v),  # type: ignore[arg-type]
         )
     except TypeError as exc:  # pragma: no cover - would be a schema bug
         raise ConfigError(source, [f"internal schema error: {exc}"]) from exc

@@ -19,6 +19,8 @@ __all__ = [
     "ListenAddress",
     "LocalConfig",
     "MetricsConfig",
+    "MqttConfig",
+    "MqttUserConfig",
     "PeerConfig",
     "QueueConfig",
     "RouterPeer",
@@ -144,6 +146,37 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttUserConfig:
+    """One ``[[MqttConfig.User]]``: a device login and the WAVE identity the router signs with for it."""
+
+    username: str
+    password_hash: str
+    entity: Path
+    namespace: str
+    proofs: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The MQTT front door (our own section); ``listen_addr`` None = off. Defaults: ``schema.py``."""
+
+    listen_addr: ListenAddress | None
+    cert_file: Path | None
+    key_file: Path | None
+    max_connections: int
+    max_packet_size: int
+    connect_timeout_s: float
+    receive_maximum: int
+    max_inflight: int
+    max_keepalive_s: int
+    topic_alias_maximum: int
+    anonymous_entity: Path | None
+    anonymous_namespace: str
+    anonymous_proofs: tuple[Path, ...]
+    users: tuple[MqttUserConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     wave: WaveConfig
@@ -156,6 +189,8 @@ class Config:
     metrics: MetricsConfig
     #: the daemon's environment variables, read once by the loader (``environment.py``).
     environment: Environment
+    #: the MQTT front door (``[MqttConfig]``, our own section)
+    mqtt: MqttConfig
 
     def to_toml(self) -> str:
         """The effective configuration, defaults filled in, as TOML that ``parse_config`` reads back."""

@@ -60,6 +60,7 @@ _RENDER_ORDER: Final[tuple[tuple[str, Callable[[Config], object]], ...]] = (
     ("LimitsConfig", lambda c: c.limits),
     ("BudgetConfig", lambda c: c.budget),
     ("MetricsConfig", lambda c: c.metrics),
+    ("MqttConfig", lambda c: c.mqtt),
 )
 
 
@@ -83,6 +84,12 @@ def render_config(config: Config) -> str:
                 lines.append("  [[RoutingConfig.Router]]")
                 lines.append(f"    Namespace = {toml_value(r.namespace)}")
                 lines.append(f"    Address = {toml_value(str(r.address))}")
+        if name == "MqttConfig":
+            for u in config.mqtt.users:
+                lines.append("  [[MqttConfig.User]]")
+                lines += [f"    username = {toml_value(u.username)}",
+                          f"    passwordHash = {toml_value(u.password_hash)}", f"    entity = {toml_value(u.entity)}",
+                          f"    namespace = {toml_value(u.namespace)}", f"    proofs = {toml_value(u.proofs)}"]
         lines.append("")
     return "\n".join(lines)
 

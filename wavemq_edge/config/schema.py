@@ -19,6 +19,8 @@ __all__ = [
     "BOOL",
     "FLOAT",
     "INT",
+    "MQTT_USER_KEYS",
+    "OPT_ADDR",
     "OPT_PATH",
     "PATH",
     "PATHS",
@@ -37,6 +39,7 @@ FLOAT: Final = "number"
 BOOL: Final = "boolean"
 STR: Final = "string"
 ADDR: Final = "address"
+OPT_ADDR: Final = "optional address"
 PATHS: Final = "list of paths"
 
 
@@ -129,6 +132,29 @@ SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
             doc="free space kept on each data directory's filesystem"),
         Key("sampleInterval", "sample_interval_s", FLOAT, 5.0, 0.1, 3600, "second"),
     ),
+    "MqttConfig": (
+        Key("listenAddr", "listen_addr", OPT_ADDR, "",
+            doc="MQTT 3.1.1/5.0 listener for devices (1883; 8883 with TLS); empty = off"),
+        Key("certFile", "cert_file", OPT_PATH, "", doc="TLS certificate chain (PEM); with keyFile, MQTT over TLS"),
+        Key("keyFile", "key_file", OPT_PATH, "", doc="TLS private key (PEM)"),
+        Key("maxConnections", "max_connections", INT, 256, 1, 1 << 20, "connection", doc="device connections"),
+        Key("maxPacketSize", "max_packet_size", INT, 262144, 64, 268435455, "byte",
+            doc="largest packet accepted from a device (announced as Maximum Packet Size)"),
+        Key("connectTimeout", "connect_timeout_s", FLOAT, 10.0, 0.1, 600, "second",
+            doc="a connection that has not sent CONNECT by then is closed"),
+        Key("receiveMaximum", "receive_maximum", INT, 32, 1, 65535, "message",
+            doc="QoS 2 publishes a device may leave unreleased (announced as Receive Maximum)"),
+        Key("maxInflight", "max_inflight", INT, 32, 1, 65535, "message",
+            doc="deliveries to a device not yet acknowledged (also capped by the device's Receive Maximum)"),
+        Key("maxKeepalive", "max_keepalive_s", INT, 0, 0, 65535, "second",
+            doc="a device keep alive above this (or 0) is lowered to it; 0 = accept the device's"),
+        Key("topicAliasMaximum", "topic_alias_maximum", INT, 16, 0, 65535, "alias",
+            doc="topic aliases one device may set (announced as Topic Alias Maximum); 0 = none"),
+        Key("anonymousEntity", "anonymous_entity", OPT_PATH, "",
+            doc="entity secret file devices without a user name act as; empty = anonymous access off"),
+        Key("anonymousNamespace", "anonymous_namespace", STR, "", doc="namespace hash of anonymous devices"),
+        Key("anonymousProofs", "anonymous_proofs", PATHS, [], doc="proofs (wv rtprove) of anonymousEntity"),
+    ),
     "MetricsConfig": (
         Key("enabled", "enabled", BOOL, True),
         Key("listenAddr", "listen_addr", ADDR, "127.0.0.1:6060", doc="Prometheus /metrics"),
@@ -136,4 +162,5 @@ SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
 }
 
 ROUTER_KEYS: Final = ("Namespace", "Address")
+MQTT_USER_KEYS: Final = ("username", "passwordHash", "entity", "namespace", "proofs")
 STORAGE_KEYS: Final = ("provider", "url", "version")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..config.units import MIB
+from ..mqtt.hub import MqttOptions
 from ..net.slots import SlotLimits
 from ..ops.budget import BudgetSettings, FitInputs
 from ..router import OnDiskFull, RouterOptions
@@ -37,6 +38,7 @@ __all__ = [
     "budget_settings",
     "fit_inputs",
     "journal_dir",
+    "mqtt_settings",
     "ops_environment",
     "persist_options",
     "router_options",
@@ -164,6 +166,29 @@ def agent_server_options(config: Config) -> AgentServerOptions:
                          max_handshakes_per_address=lim.max_handshakes_per_address),
         listen_backlog=min(MAX_LISTEN_BACKLOG, lim.max_connections),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    options: MqttOptions
+    slots: SlotLimits
+    listen_backlog: int
+
+
+def mqtt_settings(config: Config) -> MqttSettings:
+    """The MQTT front door (``MqttConfig``); its connection slots take the agent pool's per-address and
+    handshake bounds (``LimitsConfig``) with their own ``maxConnections``."""
+    m, lim = config.mqtt, config.limits
+    options = MqttOptions(max_packet_bytes=m.max_packet_size, connect_timeout_s=m.connect_timeout_s,
+                          packet_stall_timeout_s=lim.frame_stall_timeout_s, receive_maximum=m.receive_maximum,
+                          max_inflight=m.max_inflight, max_keepalive_s=m.max_keepalive_s,
+                          topic_alias_maximum=m.topic_alias_maximum)
+    slots = SlotLimits(max_connections=m.max_connections, max_per_address=min(lim.max_connections_per_address,
+                                                                               m.max_connections),
+                       max_handshakes=lim.max_handshakes, handshake_drop_start=lim.handshake_drop_start,
+                       handshake_drop_rate=lim.handshake_drop_rate,
+                       max_handshakes_per_address=lim.max_handshakes_per_address)
+    return MqttSettings(options, slots, min(MAX_LISTEN_BACKLOG, m.max_connections))
 
 
 def budget_settings(config: Config) -> BudgetSettings:

@@ -25,6 +25,7 @@ from .. import __version__
 from ..config import Config
 from ..net.agent_server import AgentServer
 from ..net.metrics_server import MetricsServer
+from ..net.mqtt_server import MqttServer
 from ..net.trunk_net import TrunkNet
 from ..net.writes import WriteScheduler
 from ..ops.logging import RateLimitedLog
@@ -39,6 +40,7 @@ from ..storage.store_health import SetAside
 from ..wave import EntitySecret, Verifier, WaveError, WaveStore, format_id, parse_id
 from . import derive
 from .flusher import Flusher
+from .mqtt_start import start_mqtt
 from .revocations import RevocationWatch
 from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs, open_store
 
@@ -65,6 +67,7 @@ class Server:
         self.persist: PersistStore | None = None
         self.wave_store: WaveStore | None = None
         self.agent_server: AgentServer | None = None
+        self.mqtt_server: MqttServer | None = None
         self.trunk_net: TrunkNet | None = None
         self.uplinks = UplinkSet()
         self.flusher: Flusher | None = None
@@ -202,6 +205,7 @@ class Server:
                                         status_source=self.ops.status_reply,
                                         refusal_log=RateLimitedLog(logging.getLogger("wavemq_edge.net.agent")))
         await self._listen_agents(agents.listen_backlog)
+        self.mqtt_server = await start_mqtt(cfg, self.core, writes, self._servers)
         if route_proofs or uplinks:
             await self._start_trunk(writes, verifier, route_proofs, uplinks, trunk, wall)
         self._tasks.append(asyncio.create_task(self._timer_loop(), name="wavemq-timers"))
@@ -322,6 +326,8 @@ class Server:
             await self.trunk_net.stop()
         if self.agent_server is not None:
             self.agent_server.close_all("router shutting down")
+        if self.mqtt_server is not None:
+            self.mqtt_server.close_all("router shutting down")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
