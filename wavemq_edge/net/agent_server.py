@@ -47,12 +47,22 @@ class AgentServer:
         self.connections: set[AgentProtocol] = set()
         self.refused_connections = 0
         self.accepted_connections = 0
+        #: intake back-pressure: connections that publish are not read while True (``hold_publishers``)
+        self.publishers_held = False
 
     def _core_status(self, now: float) -> Mapping[str, object]:
         return {**core_reply(self.core.status(now)), "connections": len(self.connections)}
 
     def protocol_factory(self) -> AgentProtocol:
         return AgentProtocol(self)
+
+    def hold_publishers(self, held: bool) -> None:
+        """Stop (True) or resume reading every connection that has published: the server holds publishers
+        back while memory is short (``server/intake.py``); they are slowed by TCP, nothing is refused."""
+        self.publishers_held = held
+        for proto in self.connections:
+            if proto.publisher:
+                proto.hold_reading(held)
 
     def close_all(self, reason: str) -> None:
         for proto in list(self.connections):
@@ -66,6 +76,9 @@ class AgentProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
+        self._held = False
+        #: this connection has published (intake back-pressure holds only publishers)
+        self.publisher = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check.
@@ -109,7 +122,12 @@ class AgentProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
+        counters = self.server.core.counters
+        published = counters.published
         session.receive_bytes(data, asyncio.get_running_loop().time(), self.server.wall_clock())
+        if not self.publisher and counters.published != published:
+            self.publisher = True
+            self.hold_reading(self.server.publishers_held)
         if session.next_deadline() is None and self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -135,14 +153,25 @@ class AgentProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The agent is not reading: stop reading its requests until it catches up, so replies cannot
         # pile up in our buffers (deliveries are already bounded by credit).
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
+        self._set_reading(paused=True, held=self._held)
 
     def resume_writing(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            self.transport.resume_reading()
+        self._set_reading(paused=False, held=self._held)
+
+    def hold_reading(self, held: bool) -> None:
+        """Intake back-pressure (``AgentServer.hold_publishers``)."""
+        self._set_reading(paused=self._paused, held=held)
+
+    def _set_reading(self, paused: bool, held: bool) -> None:
+        transport = self.transport
+        before = self._paused or self._held
+        self._paused, self._held = paused, held
+        if transport is None or transport.is_closing() or before == (paused or held):
+            return
+        if paused or held:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:

@@ -35,6 +35,7 @@ from ..storage import DropReason, PersistStore, QueueStats, QueueStore, StorageE
 from ..wave import EntitySecret, Verifier, WaveError, WaveStore, format_id, parse_id
 from . import derive
 from .flusher import Flusher
+from .intake import IntakeGate
 from .revocations import RevocationWatch
 from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs
 
@@ -63,6 +64,7 @@ class Server:
         self.trunk_net: TrunkNet | None = None
         self.uplinks = UplinkSet()
         self.flusher: Flusher | None = None
+        self.intake: IntakeGate | None = None
         self.revocations: RevocationWatch | None = None
         self.metrics_server: MetricsServer | None = None
         self.router_entity: EntitySecret | None = None
@@ -117,6 +119,10 @@ class Server:
     def refuse_new_durable(self, reason: str | None) -> None:
         if self.core is not None:
             self.core.refuse_new_durable(reason)
+
+    def hold_publishers(self, held: bool) -> None:
+        if self.intake is not None:
+            self.intake.hold_for_memory(held)
 
     # ------------------------------------------------------------------ start-up
 
@@ -182,6 +188,8 @@ class Server:
                                         max_frame_bytes=agents.max_frame_bytes,
                                         handshake_timeout_s=agents.handshake_timeout_s,
                                         status_source=self.ops.status_reply)
+        self.intake = IntakeGate(self.agent_server, self.queues, self.flusher)
+        writes.after_pass = self.intake.after_pass
         await self._listen_agents(agents.listen_backlog)
         if route_proofs or uplinks:
             await self._start_trunk(writes, verifier, route_proofs, uplinks, trunk, wall)
@@ -293,6 +301,8 @@ class Server:
             await self.shutdown()
 
     async def _stop_network(self) -> None:
+        if self.intake is not None:
+            self.intake.close()
         for server in self._servers:
             server.close()
         if self.trunk_net is not None:

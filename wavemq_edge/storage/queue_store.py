@@ -42,7 +42,7 @@ from .errors import (
     TooManyQueuesError,
     UnknownQueueError,
 )
-from .flush_plan import plan_flush
+from .flush_plan import plan_flush, ram_limit_bytes
 from .flush_scheduler import FlushScheduler
 from .journal import Journal, JournalReport
 from .lmdb_env import StorageFullError
@@ -100,11 +100,12 @@ class QueueStore:
         self._journal: Journal | None = None
         self.journal_on_tmpfs: bool | None = None
         self._closed = False
-        self._pending_bytes_total = 0
+        self._pending_bytes_total = 0  # RAM of unflushed payloads (RingQueue.pending_ram)
+        self._ram_limit = ram_limit_bytes(options)
         #: the store's identity, read (or made) by the backend at recovery; names its journal directory
         self.store_id = b""
         recover(self, now)
-        self._pending_bytes_total = sum(q.pending_bytes for q in self._queues.values())
+        self._pending_bytes_total = sum(q.pending_ram for q in self._queues.values())
 
     # ----------------------------------------------------------------- open / recovery
 
@@ -214,7 +215,7 @@ class QueueStore:
         n_count, n_bytes = q.overflow_drops(len(item))
         seq = q.tail
         rec = _APPEND.pack(_REC_APPEND, q.incarnation, seq, now + self._offset) + item
-        before = q.pending_bytes
+        before = q.pending_ram
         if n_count or n_bytes:
             # each drop counted under the bound that caused it: first the count bound, then bytes
             records: list[bytes] = []
@@ -231,11 +232,15 @@ class QueueStore:
         else:
             self._log(rec)
         q.append(item, now)
-        self._pending_delta(q.pending_bytes - before)
+        self._pending_delta(q.pending_ram - before)
         return seq
 
     def _pending_delta(self, delta: int) -> None:
         self._pending_bytes_total += delta
+
+    def ram_full(self) -> bool:
+        """Unflushed payloads reached the RAM bound (``flush_plan.py``): hold publishers back until a flush."""
+        return self._pending_bytes_total >= self._ram_limit
 
     def peek(self, queue_id: str, after_seq: int, max_items: int) -> list[tuple[int, bytes]]:
         """Up to ``max_items`` live items with sequence > ``after_seq``, oldest first. Payloads not yet
@@ -272,9 +277,9 @@ class QueueStore:
         if new_head <= q.head:
             return 0
         self._log(_HEAD.pack(_REC_HEAD, q.incarnation, new_head, ACK))
-        before = q.pending_bytes
+        before = q.pending_ram
         n = q.advance_head(new_head, ACK)
-        self._pending_delta(q.pending_bytes - before)
+        self._pending_delta(q.pending_ram - before)
         return n
 
     def touch(self, queue_id: str, now: float) -> None:
@@ -302,15 +307,15 @@ class QueueStore:
         if new_head <= q.head:
             return 0
         self._log(_HEAD.pack(_REC_HEAD, q.incarnation, new_head, reason))
-        before = q.pending_bytes
+        before = q.pending_ram
         n = q.advance_head(new_head, reason)
-        self._pending_delta(q.pending_bytes - before)
+        self._pending_delta(q.pending_ram - before)
         return n
 
     def remove_queue(self, queue_id: str) -> None:
         q = self._queue(queue_id)
         self._log(_REMOVE.pack(_REC_REMOVE, q.incarnation))
-        self._pending_delta(-q.pending_bytes)
+        self._pending_delta(-q.pending_ram)
         self._forget_queue(q)
 
     def stats(self, queue_id: str) -> QueueStats:
@@ -427,9 +432,9 @@ class QueueStore:
             for entry in batch.entries:
                 q = self._by_inc.get(entry.incarnation)
                 if q is not None:
-                    before = q.pending_bytes
+                    before = q.pending_ram
                     q.complete_flush(entry)
-                    self._pending_delta(q.pending_bytes - before)
+                    self._pending_delta(q.pending_ram - before)
                 elif entry.incarnation not in self._removed_incs:
                     self._removed_incs.append(entry.incarnation)  # removed while this batch ran
             dropped = set(batch.drop_incarnations)
