@@ -19,7 +19,7 @@ import pytest
 
 from wavemq_edge.config import Config, Environment, load_config, load_default_config, parse_config
 from wavemq_edge.config.units import MIB
-from wavemq_edge.ops.budget import FitInputs
+from wavemq_edge.ops.budget import FitInputs, replay_window_entries
 from wavemq_edge.router import RouterOptions
 from wavemq_edge.router.trunk import TrunkOptions
 from wavemq_edge.server import derive
@@ -139,6 +139,7 @@ def today_router_options(cfg: Config) -> RouterOptions:
         ),
         max_subscriptions_per_connection=cfg.limits.max_subscriptions_per_connection,
         inflight_window=cfg.limits.inflight_window,
+        replay_window_max=replay_window_entries(cfg.budget.memory_budget_mb * MIB),
     )
 
 
@@ -182,6 +183,9 @@ def today_fit(cfg: Config, data_dir: str, disk_free: Mapping[str, int], availabl
         disk_free=disk_free,
         available_memory=available,
         cgroup_memory_max=cgroup,
+        inflight_window=cfg.limits.inflight_window,
+        max_frame_bytes=cfg.limits.max_frame_bytes,
+        replay_window=replay_window_entries(cfg.budget.memory_budget_mb * MIB),
     )
 
 

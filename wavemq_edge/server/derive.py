@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..config.units import MIB
-from ..ops.budget import BudgetSettings, FitInputs
+from ..ops.budget import BudgetSettings, FitInputs, replay_window_entries
 from ..router import RouterOptions
 from ..router.trunk import TrunkOptions
 from ..storage import PersistOptions, QueueLimits, StoreOptions
@@ -130,6 +130,7 @@ def router_options(config: Config) -> RouterOptions:
         subscription_limits=subscription_limits(config),
         max_subscriptions_per_connection=config.limits.max_subscriptions_per_connection,
         inflight_window=config.limits.inflight_window,
+        replay_window_max=replay_window_entries(config.budget.memory_budget_mb * MIB),
     )
 
 
@@ -187,6 +188,9 @@ def fit_inputs(config: Config, *, disk_free: Mapping[str, int], available_memory
         disk_free=disk_free,
         available_memory=available_memory,
         cgroup_memory_max=cgroup_memory_max,
+        inflight_window=config.limits.inflight_window,
+        max_frame_bytes=config.limits.max_frame_bytes,
+        replay_window=replay_window_entries(budget.memory_budget_bytes),
     )
 
 
