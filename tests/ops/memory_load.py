@@ -13,13 +13,14 @@ import contextlib
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wavemq_edge.client import Client, ClientError
 from wavemq_edge.wave import load_entity_secret
 
-__all__ = ["FloodResult", "RssSampler", "drain", "flood", "read_rss"]
+__all__ = ["FloodResult", "LoadReport", "RssSampler", "flood", "read_rss", "run_load"]
 
 KB = 1024
 
@@ -111,28 +112,28 @@ async def flood(client: Client, namespace: bytes, count: int, size: int, concurr
     return result
 
 
-async def drain(client: Client, namespace: bytes, identifier: str, expect: int, timeout_s: float,
-                prefix: str = "load") -> set[str]:
-    """Resume the durable subscription ``identifier`` and read until ``expect`` distinct messages (or the
-    timeout); returns the URIs received."""
-    got: set[str] = set()
-    deadline = time.monotonic() + timeout_s
-    async with client.subscribe(namespace, f"{prefix}/*", identifier) as sub:
-        while len(got) < expect:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                msg = await asyncio.wait_for(sub.__anext__(), left)
-            except asyncio.TimeoutError:
-                break
-            got.add(msg.uri)
-    return got
+@dataclass
+class LoadReport:
+    flood: FloodResult
+    #: (monotonic time, VmRSS, RssAnon) of the router, every ``interval_s`` from before the flood to the end
+    samples: list[tuple[float, int, int]]
+    #: RssAnon before the flood, once the flood was over, and after every message was delivered and acked
+    anon_before: int
+    anon_after_flood: int
+    anon_after_drain: int
+    delivered: set[str]
+    #: payloads that came back different from what was published
+    corrupt: int
 
 
-async def _main(address: str, pid: int, site: Path, count: int, size: int) -> None:
+async def run_load(address: str, pid: int, site: Path, count: int, size: int, *, concurrency: int = 8,
+                   settle: Callable[[], Awaitable[None]] | None = None, timeout_s: float = 600.0) -> LoadReport:
+    """A durable subscriber that stops reading its socket, ``count`` publishes of ``size`` bytes, then the
+    subscriber reads and acknowledges everything. ``settle`` runs after the drain (the caller waits for
+    the router's budget watch there) before the last memory reading."""
     service = load_entity_secret(site / "service.ent")
     ns = load_entity_secret(site / "namespace.ent").id
+    deadline = time.monotonic() + timeout_s
     async with await Client.connect(address, entity=service, wave_db=site / "wave") as sub_client:
         sub = sub_client.subscribe(ns, "load/*", "slow")
         await sub.start()
@@ -140,15 +141,34 @@ async def _main(address: str, pid: int, site: Path, count: int, size: int) -> No
         assert writer is not None
         writer.transport.pause_reading()  # a subscriber that never reads
         with RssSampler(pid) as sampler:
+            anon_before = read_rss(pid)[1]
             async with await Client.connect(address, entity=service, wave_db=site / "wave") as pub:
-                res = await flood(pub, ns, count, size)
-            print(f"published {len(res.accepted)} refused {len(res.refused)} in {res.seconds:.1f} s, "
-                  f"slowest {res.slowest_s:.2f} s; max RSS {sampler.max_rss / 2**20:.1f} MB "
-                  f"RssAnon {sampler.max_anon / 2**20:.1f} MB")
+                flood_result = await flood(pub, ns, count, size, concurrency)
+            anon_after_flood = read_rss(pid)[1]
             writer.transport.resume_reading()
-            await sub.close()
-        rss, anon = read_rss(pid)
-        print(f"after publish: RSS {rss / 2**20:.1f} MB RssAnon {anon / 2**20:.1f} MB")
+            delivered: set[str] = set()
+            corrupt = 0
+            while len(delivered) < len(flood_result.accepted):
+                msg = await asyncio.wait_for(sub.__anext__(), max(0.1, deadline - time.monotonic()))
+                i = int(msg.uri.rsplit("/", 1)[1])
+                corrupt += msg.data != i.to_bytes(4, "big") * (size // 4)
+                delivered.add(msg.uri)
+            await sub.close()  # acknowledges the last one
+            if settle is not None:
+                await settle()
+            anon_after_drain = read_rss(pid)[1]
+    return LoadReport(flood_result, list(sampler.samples), anon_before, anon_after_flood, anon_after_drain,
+                      delivered, corrupt)
+
+
+async def _main(address: str, pid: int, site: Path, count: int, size: int) -> None:
+    r = await run_load(address, pid, site, count, size)
+    mb = 2**20
+    print(f"published {len(r.flood.accepted)} refused {len(r.flood.refused)} in {r.flood.seconds:.1f} s "
+          f"(slowest {r.flood.slowest_s:.2f} s); delivered {len(r.delivered)} corrupt {r.corrupt}")
+    print(f"RssAnon: before {r.anon_before / mb:.1f} MB, max {max(s[2] for s in r.samples) / mb:.1f} MB "
+          f"(VmRSS max {max(s[1] for s in r.samples) / mb:.1f} MB), after the flood "
+          f"{r.anon_after_flood / mb:.1f} MB, after the drain {r.anon_after_drain / mb:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import time
 from typing import Final
 
 from ..net.agent_server import AgentServer
+from ..ops.logging import RateLimitedLog
 from ..storage import QueueStore
 from .flusher import Flusher
 
@@ -44,6 +45,7 @@ class IntakeGate:
         self._since = 0.0
         self._recheck: asyncio.TimerHandle | None = None
         self._closed = False
+        self._rate_log = RateLimitedLog(log)
 
     @property
     def held(self) -> bool:
@@ -83,7 +85,8 @@ class IntakeGate:
         if self.held:
             self.holds += 1
             self._since = time.monotonic()
-            log.debug("event=publishers_held reason=%s", reason)
+            self._rate_log.log(logging.INFO, f"held:{reason}", asyncio.get_running_loop().time(),
+                               "event=publishers_held reason=%s holds=%d", reason, self.holds)
         else:
             self.held_s += time.monotonic() - self._since
             log.debug("event=publishers_resumed reason=%s", reason)
