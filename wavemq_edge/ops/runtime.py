@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import os
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import psutil
 
@@ -110,19 +111,25 @@ def cgroup_memory_max(proc_root: Path = Path("/proc"), cgroup_root: Path = Path(
     return None
 
 
-def _malloc_trim() -> bool:
-    """Give free heap pages back to the kernel (glibc); Python's allocator keeps arenas otherwise."""
+@functools.cache
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``: not per sample)."""
     name = ctypes.util.find_library("c")
     if not name:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return bool(trim(0))
+    return cast(Callable[[int], int], trim)
+
+
+def _malloc_trim() -> bool:
+    """Give free heap pages back to the kernel (glibc); Python's allocator keeps arenas otherwise."""
+    trim = _libc_malloc_trim()
+    return trim is not None and bool(trim(0))
 
 
 class OpsRuntime:
