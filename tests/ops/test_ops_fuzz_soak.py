@@ -2,11 +2,11 @@
 
 Under a 300 000-case fuzz the router's RSS climbed 35 -> 81 MB and was still rising. A tracemalloc diff
 shows the growth is the replay guard (``wave/replay.py``): every correctly signed request is remembered,
-even one refused afterwards for want of a proof, at ~270 bytes each, up to 200 000 ids (54 MB) whatever
+even one refused afterwards for want of a proof, at ~350 bytes each, up to 200 000 ids (~70 MB) whatever
 the memory budget. A bounded cache filling, not a leak; the window is now sized from ``memoryBudget``
 (a quarter of it, ``ops/budget.py``), so a fuzz fills it and RSS levels off inside the budget.
 
-Here with a 32 MB budget (a window of ~30 800 ids): 240 000 cases, half of them signed publishes with
+Here with a 32 MB budget (a window of ~23 800 ids): 240 000 cases, half of them signed publishes with
 unknown proofs, the rest random and malformed frames. RssAnon is sampled throughout; once the window is
 full (the first half) it must stay flat (within a few MB) for the second half, and within the budget
 + 10 %.
