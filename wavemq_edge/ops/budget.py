@@ -84,8 +84,8 @@ BASE_RSS_ANON_BYTES: Final = 32 * MIB
 REPLAY_ENTRY_BYTES: Final = 352
 #: Share of ``memoryBudget`` the replay window may take (at 128 MB: ~95 000 ids, 32 MB; unbounded by the
 #: budget it held 200 000 ids, ~70 MB, and RssAnon climbed to match under a steady stream of small
-#: messages or a fuzz of signed requests). A smaller window narrows the time a flood can be checked for replays: older ids are then
-#: refused as replayed, never let through.
+#: messages or a fuzz of signed requests). A smaller window narrows the time a flood can be checked for
+#: replays: older ids are then refused as replayed, never let through.
 REPLAY_BUDGET_SHARE: Final = 0.25
 REPLAY_WINDOW_MIN: Final = 10_000
 
