@@ -12,6 +12,7 @@ from wavemq_edge.ops.budget import (
     BudgetReading,
     FitInputs,
     FlushEarly,
+    HoldPublishers,
     Pressure,
     QueueUsage,
     RefuseDurable,
@@ -55,24 +56,41 @@ def test_within_budget_does_nothing() -> None:
     assert p.stats.samples == 1
 
 
-def test_over_memory_budget_flushes_early_and_shrinks_once_per_burst() -> None:
+def test_over_memory_budget_holds_publishers_flushes_early_and_shrinks_once_per_burst() -> None:
     p = policy()
     a = p.evaluate(reading(0.0, anon_mb=150, unflushed=3 * MIB), QUEUES)
-    assert kinds(a) == ["Pressure", "FlushEarly", "ShrinkCaches"]
+    assert kinds(a) == ["Pressure", "HoldPublishers", "FlushEarly", "ShrinkCaches"]
     assert isinstance(a[0], Pressure) and a[0].active and "memoryBudget 128 MB" in a[0].detail
+    assert isinstance(a[1], HoldPublishers) and a[1].hold and p.stats.publishers_held
     # still over 5 s later: flush again if there is something to flush, no new Pressure, no new shrink
     a = p.evaluate(reading(5.0, anon_mb=150, unflushed=1 * MIB), QUEUES)
     assert kinds(a) == ["FlushEarly"]
+    # nothing left unflushed: holding frees nothing more, so publishers go (slowed, never stopped)
     a = p.evaluate(reading(10.0, anon_mb=150, unflushed=0), QUEUES)
-    assert a == []
+    assert a == [HoldPublishers(False, "nothing left unflushed: waiting frees no more")]
     # a minute later caches are shrunk again
     assert kinds(p.evaluate(reading(61.0, anon_mb=150), QUEUES)) == ["ShrinkCaches"]
     # back at 120 MB: inside the budget but not below 90% of it -> still in the burst (hysteresis)
     assert p.evaluate(reading(70.0, anon_mb=120), QUEUES) == []
     assert p.stats.memory_pressure
     a = p.evaluate(reading(75.0, anon_mb=100), QUEUES)
-    assert len(a) == 1 and isinstance(a[0], Pressure) and not a[0].active and a[0].actions == 4
+    assert len(a) == 1 and isinstance(a[0], Pressure) and not a[0].active and a[0].actions == 5
     assert not p.stats.memory_pressure and p.stats.early_flushes == 2 and p.stats.cache_shrinks == 2
+    assert p.stats.publisher_holds == 1
+
+
+def test_publishers_held_again_while_over_with_new_payloads_and_let_go_when_memory_recovers() -> None:
+    p = policy()
+    assert kinds(p.evaluate(reading(0.0, anon_mb=140, unflushed=0), QUEUES)) == [
+        "Pressure", "HoldPublishers", "ShrinkCaches"]  # the first sample over budget always holds
+    assert kinds(p.evaluate(reading(0.1, anon_mb=140, unflushed=0), QUEUES)) == ["HoldPublishers"]
+    assert not p.stats.publishers_held
+    assert kinds(p.evaluate(reading(0.2, anon_mb=140, unflushed=MIB), QUEUES)) == ["HoldPublishers", "FlushEarly"]
+    assert p.stats.publishers_held and p.stats.publisher_holds == 2
+    a = p.evaluate(reading(0.3, anon_mb=110, unflushed=MIB), QUEUES)
+    assert kinds(a) == ["HoldPublishers", "Pressure"] and a[0] == HoldPublishers(
+        False, "RssAnon 110 MB back under 90% of the budget")
+    assert not p.stats.publishers_held and not p.stats.memory_pressure
 
 
 # ------------------------------------------------------------------ disk

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wavemq_edge.config import load_config, load_default_config
-from wavemq_edge.ops.budget import MIB, FitInputs, check_fit
+from wavemq_edge.ops.budget import MIB, FitInputs, check_fit, replay_window_entries
 from wavemq_edge.storage.options import DEFAULT_MAX_MAP_SIZE, StoreOptions
 
 HW = Path(__file__).resolve().parents[2] / "hw"
@@ -52,7 +52,9 @@ def test_profile_loads_and_fits_its_board(board: str, tmp_path: Path) -> None:
         trunk_max_bytes=q.trunking_queue_max_size_mb * MIB, trunk_max_length=q.trunking_queue_max_length,
         trunk_queues=1, max_map_bytes=DEFAULT_MAX_MAP_SIZE, flush_bytes=q.flush_size_mb * MIB,
         journal_max_bytes=StoreOptions(path="").journal_max_bytes,
-        disk_free={str(q.queue_data_store): free}, available_memory=available, cgroup_memory_max=mem_max))
+        disk_free={str(q.queue_data_store): free}, available_memory=available, cgroup_memory_max=mem_max,
+        inflight_window=cfg.limits.inflight_window, max_frame_bytes=cfg.limits.max_frame_bytes,
+        replay_window=replay_window_entries(budget)))
     assert report.fits, report.problems
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from wavemq_edge.config import Config, Environment, load_config, load_default_config, parse_config
 from wavemq_edge.config.units import MIB
-from wavemq_edge.ops.budget import FitInputs
+from wavemq_edge.ops.budget import FitInputs, replay_window_entries
 from wavemq_edge.router import OnDiskFull, RouterOptions
 from wavemq_edge.router.trunk import TrunkOptions
 from wavemq_edge.server import derive
@@ -142,6 +142,7 @@ def today_router_options(cfg: Config) -> RouterOptions:
         inflight_window=cfg.limits.inflight_window,
         on_disk_full=OnDiskFull(cfg.queue.on_disk_full),
         disk_reserve_bytes=cfg.budget.disk_reserve_mb * MIB,
+        replay_window_max=replay_window_entries(cfg.budget.memory_budget_mb * MIB),
     )
 
 
@@ -185,6 +186,9 @@ def today_fit(cfg: Config, data_dir: str, disk_free: Mapping[str, int], availabl
         disk_free=disk_free,
         available_memory=available,
         cgroup_memory_max=cgroup,
+        inflight_window=cfg.limits.inflight_window,
+        max_frame_bytes=cfg.limits.max_frame_bytes,
+        replay_window=replay_window_entries(cfg.budget.memory_budget_mb * MIB),
     )
 
 

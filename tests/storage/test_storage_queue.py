@@ -193,3 +193,23 @@ def test_recreating_a_queue_with_new_limits_applies_them(store_path: str, journa
     s = QueueStore.open(opts, 4.0, WALL0 + 4)
     assert s.stats("t").depth == 5  # the new limits were recorded with the flush
     s.close(5.0)
+
+
+def test_unflushed_ram_is_bounded_by_bytes_with_small_items_charged_their_overhead(journal_dir: str) -> None:
+    s, _ = _mem(journal_dir, flush_interval_s=30.0, flush_bytes=10_000)
+    s.create_queue("q", QueueKind.SUBSCRIPTION, QueueLimits(10_000, 1 << 30), 0.0)
+    # 40 items of 10 bytes cost 40 x (10 + 256) = 10 640 bytes of RAM: a flush is due for 400 payload bytes
+    for _ in range(40):
+        s.append("q", b"x" * 10, 1.0)
+    assert s.flush_due(1.0) and not s.ram_full()
+    batch = s.prepare_flush(1.0)
+    assert batch is not None
+    for _ in range(40):  # written meanwhile: the in-flight batch's payloads are still in RAM
+        s.append("q", b"y" * 10, 1.0)
+    assert s.ram_full()  # two flushes' worth: the server holds publishers back here
+    assert s.write_flush(batch) is FlushOutcome.OK
+    s.complete_flush(batch, FlushOutcome.OK, 1.0)
+    assert not s.ram_full()  # the first 40 are on disk and left RAM
+    assert s.store_stats().unflushed_items == 40
+    s.ack("q", s.stats("q").tail - 1, 2.0)  # consumed before any flush: released without a write
+    assert s.store_stats().unflushed_bytes == 0 and not s.ram_full() and s.stats("q").depth == 0

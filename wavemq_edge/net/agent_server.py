@@ -78,6 +78,8 @@ class AgentServer:
         self.accepted_connections = 0
         #: connections a deadline closed: "handshake", "frame_stall"
         self.timed_out: dict[str, int] = {"handshake": 0, "frame_stall": 0}
+        #: intake back-pressure: connections that publish are not read while True (``hold_publishers``)
+        self.publishers_held = False
 
     def admission(self) -> dict[str, dict[str, int]]:
         """Refusals and evictions by reason, and connections closed by a deadline (status, metrics)."""
@@ -90,6 +92,14 @@ class AgentServer:
 
     def protocol_factory(self) -> AgentProtocol:
         return AgentProtocol(self)
+
+    def hold_publishers(self, held: bool) -> None:
+        """Stop (True) or resume reading every connection that has published: the server holds publishers
+        back while memory is short (``server/intake.py``); they are slowed by TCP, nothing is refused."""
+        self.publishers_held = held
+        for proto in self.connections:
+            if proto.publisher:
+                proto.hold_reading(held)
 
     def close_all(self, reason: str) -> None:
         for proto in list(self.connections):
@@ -107,6 +117,9 @@ class AgentProtocol(asyncio.Protocol):
         self._paused = False
         #: what the slot table was last told: HANDSHAKE, IDLE (authenticated) or ACTIVE (authorised)
         self._phase = Phase.HANDSHAKE
+        self._held = False
+        #: this connection has published (intake back-pressure holds only publishers)
+        self.publisher = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check.
@@ -186,8 +199,8 @@ class AgentProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
-        if self._paused and session.state is SessionState.OPEN:
-            return  # our back-pressure holds its input: resume_writing restarts the frame's clock and the timer
+        if (self._paused or self._held) and session.state is SessionState.OPEN:
+            return  # our back-pressure holds its input: resuming restarts the frame's clock and the timer
         before = session.timed_out
         session.handle_timer(asyncio.get_running_loop().time())
         if session.timed_out is not None and before is None:
@@ -199,7 +212,12 @@ class AgentProtocol(asyncio.Protocol):
         session = self.session
         if session is None:
             return
+        counters = self.server.core.counters
+        published = counters.published
         session.receive_bytes(data, asyncio.get_running_loop().time(), self.server.wall_clock())
+        if not self.publisher and counters.published != published:
+            self.publisher = True
+            self.hold_reading(self.server.publishers_held)
         self._note_progress(session)
         self._arm_timer()
         self.server.writes.mark(self)
@@ -224,15 +242,26 @@ class AgentProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The agent is not reading: stop reading its requests until it catches up, so replies cannot
         # pile up in our buffers (deliveries are already bounded by credit).
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
+        self._set_reading(paused=True, held=self._held)
 
     def resume_writing(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            self.transport.resume_reading()
-            if self.session is not None:
+        self._set_reading(paused=False, held=self._held)
+
+    def hold_reading(self, held: bool) -> None:
+        """Intake back-pressure (``AgentServer.hold_publishers``)."""
+        self._set_reading(paused=self._paused, held=held)
+
+    def _set_reading(self, paused: bool, held: bool) -> None:
+        transport = self.transport
+        before = self._paused or self._held
+        self._paused, self._held = paused, held
+        if transport is None or transport.is_closing() or before == (paused or held):
+            return
+        if paused or held:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+            if self.session is not None:  # the held input's frame clock starts again now
                 self.session.restart_frame_clock(asyncio.get_running_loop().time())
                 self._arm_timer()
 

@@ -4,12 +4,15 @@ Input on one connection produces output on others (an agent's publish becomes de
 subscriber and a batch on the uplink; a trunk batch becomes deliveries to local agents). Every
 connection with new output marks itself here; one ``call_soon`` later the scheduler lets the core hand
 out what is ready (``RouterCore.service``) and then asks every marked connection to write, until none
-is left. Agent and trunk connections share this one scheduler, so a pass covers both.
+is left. Agent and trunk connections share this one scheduler, so a pass covers both. After the pass,
+``after_pass`` (the server's) runs: input was just accepted, so that is when a flush may have come due and
+the store's RAM bound may have been reached (publishers are then held back, ``server/intake.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from ..router import RouterCore
@@ -24,8 +27,9 @@ class Transmitter(Protocol):
 
 
 class WriteScheduler:
-    def __init__(self, core: RouterCore) -> None:
+    def __init__(self, core: RouterCore, after_pass: Callable[[], None] | None = None) -> None:
         self._core = core
+        self.after_pass = after_pass
         self._marked: set[Transmitter] = set()
         self._scheduled = False
 
@@ -44,3 +48,5 @@ class WriteScheduler:
             self._marked.clear()
             for conn in batch:
                 conn.transmit()
+        if self.after_pass is not None:
+            self.after_pass()

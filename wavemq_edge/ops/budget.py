@@ -5,10 +5,15 @@ process's memory (RSS and ``RssAnon``), the system's available memory and the fr
 directory's filesystem, and hands them to ``BudgetPolicy.evaluate`` with the queue sizes. The policy
 keeps the state of each pressure (memory, disk per directory) and returns what to do:
 
-* ``RssAnon`` above ``memoryBudget`` -> ``FlushEarly`` (unflushed payloads are the RAM that grows with
-  load: a flush moves them to disk) and ``ShrinkCaches`` (give freed heap back to the kernel). The
-  budget applies to anonymous memory because LMDB pages read through the map are file-backed and the
-  kernel reclaims them (DESIGN.md, storage). Leaving needs ``RssAnon`` under 90% of the budget.
+* ``RssAnon`` above ``memoryBudget`` -> ``HoldPublishers(True)`` (stop reading the sockets of connections
+  that publish: they are slowed by TCP, nothing is refused or dropped), ``FlushEarly`` (unflushed
+  payloads are the RAM that grows with load: a flush moves them to disk) and ``ShrinkCaches`` (give freed
+  heap back to the kernel). Publishers are let go when ``RssAnon`` is under 90% of the budget, or when
+  nothing is left unflushed (waiting would free nothing more; held again at the next sample over budget
+  with new payloads, so a router that stays over is throttled, never stopped). The budget applies to
+  anonymous memory because LMDB pages read through the map are file-backed and the kernel reclaims them
+  (DESIGN.md, storage). Leaving needs ``RssAnon`` under 90% of the budget. The structural bounds below
+  (``memory_worst_case``) keep a router inside its budget without this; it is the last line.
 * free space of the queue store's filesystem below ``diskReserve`` -> ``ShedOldest`` from the largest
   queues (drop reason ``budget``) for the deficit plus a margin, and ``RefuseDurable(True)`` until the
   free space is back above reserve plus margin. Shedding only with ``onDiskFull = "drop-oldest"``
@@ -32,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..config.units import MIB
+from ..storage.flush_plan import RAM_LIMIT_FLUSHES
+from ..wave.replay import REPLAY_WINDOW_MAX
 
 __all__ = [
     "HYSTERESIS_FRACTION",
@@ -44,13 +51,16 @@ __all__ = [
     "FitInputs",
     "FitReport",
     "FlushEarly",
+    "HoldPublishers",
     "Pressure",
     "QueueUsage",
     "RefuseDurable",
     "ShedOldest",
     "ShrinkCaches",
     "check_fit",
+    "memory_worst_case",
     "plan_shed",
+    "replay_window_entries",
 ]
 
 #: Leave a pressure only this far inside the bound (10%), so a reading hovering at the bound does not
@@ -70,6 +80,21 @@ RAM_PER_ITEM_BYTES: Final = 24
 #: CPython 3.11 with uvloop, pynacl, lmdb, cbor2 and psutil (RSS 35 MB, the rest file-backed); 32 MB
 #: leaves room for the heap an active router keeps (sessions, verifier cache, trie).
 BASE_RSS_ANON_BYTES: Final = 32 * MIB
+#: RAM per id the replay guard remembers at worst (its fingerprint table just after doubling, measured
+#: with tracemalloc: 21-33 B per id; the set-of-tuples guard it replaced took ~352 B).
+REPLAY_ENTRY_BYTES: Final = 40
+#: Share of ``memoryBudget`` the replay window may take: with 40 B per id only a budget under ~64 MB
+#: makes it smaller than the guard's own bound (``REPLAY_WINDOW_MAX``, 393 216 ids, ~8.4 MB). A smaller
+#: window narrows the time a flood can be checked for replays: older ids are then refused as replayed,
+#: never let through.
+REPLAY_BUDGET_SHARE: Final = 0.25
+REPLAY_WINDOW_MIN: Final = 10_000
+
+
+def replay_window_entries(memory_budget: int) -> int:
+    """How many ids the replay guard may remember within ``memory_budget`` bytes."""
+    share = int(memory_budget * REPLAY_BUDGET_SHARE) // REPLAY_ENTRY_BYTES
+    return max(REPLAY_WINDOW_MIN, min(REPLAY_WINDOW_MAX, share))
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -110,6 +135,14 @@ class ShrinkCaches:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldPublishers:
+    """Stop (True) or resume (False) reading the connections that publish."""
+
+    hold: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShedOldest:
     """Drop the oldest items of ``queue_id`` until ``max_bytes`` payload bytes are freed."""
 
@@ -136,7 +169,7 @@ class Pressure:
     actions: int = 0
 
 
-Action = FlushEarly | ShrinkCaches | ShedOldest | RefuseDurable | Pressure
+Action = FlushEarly | ShrinkCaches | ShedOldest | RefuseDurable | Pressure | HoldPublishers
 
 
 def plan_shed(queues: Sequence[QueueUsage], need_bytes: int, protected: frozenset[str] = frozenset()
@@ -210,6 +243,9 @@ class BudgetStats:
     shed_actions: int = 0
     shed_bytes_planned: int = 0
     memory_pressure: bool = False
+    #: publishers held back now, and how many times they were
+    publishers_held: bool = False
+    publisher_holds: int = 0
     disk_pressure: dict[str, bool] = field(default_factory=dict)
     refusing_durable: bool = False
 
@@ -229,6 +265,8 @@ class BudgetPolicy:
         self.stats = BudgetStats()
         self._memory_actions = 0
         self._last_shrink: float | None = None
+        #: publishers were held in this burst (the first sample over budget always holds them)
+        self._held_once = False
         self._disk: dict[str, _DiskState] = {}
 
     @property
@@ -252,7 +290,12 @@ class BudgetPolicy:
                 self._memory_actions = 0
                 out.append(Pressure("memory", True, f"RssAnon {r.rss_anon_bytes // MIB} MB > BudgetConfig."
                                     f"memoryBudget {budget // MIB} MB (RSS {r.rss_bytes // MIB} MB, available "
-                                    f"{r.available_memory_bytes // MIB} MB): flushing early, shrinking caches"))
+                                    f"{r.available_memory_bytes // MIB} MB): holding publishers back, flushing "
+                                    "early, shrinking caches"))
+            if r.unflushed_bytes > 0 or not self._held_once:
+                self._hold(True, f"RssAnon {r.rss_anon_bytes // MIB} MB over budget", out)
+            else:
+                self._hold(False, "nothing left unflushed: waiting frees no more", out)
             if r.unflushed_bytes > 0:
                 out.append(FlushEarly(f"RssAnon over budget, {r.unflushed_bytes} bytes unflushed"))
                 st.early_flushes += 1
@@ -265,8 +308,21 @@ class BudgetPolicy:
         elif st.memory_pressure and r.rss_anon_bytes < budget * (1 - HYSTERESIS_FRACTION):
             st.memory_pressure = False
             self._last_shrink = None
+            self._hold(False, f"RssAnon {r.rss_anon_bytes // MIB} MB back under 90% of the budget", out)
+            self._held_once = False
             out.append(Pressure("memory", False, f"RssAnon {r.rss_anon_bytes // MIB} MB back under "
                                 f"{int(budget * (1 - HYSTERESIS_FRACTION)) // MIB} MB", self._memory_actions))
+
+    def _hold(self, hold: bool, reason: str, out: list[Action]) -> None:
+        st = self.stats
+        if hold == st.publishers_held:
+            return
+        st.publishers_held = hold
+        out.append(HoldPublishers(hold, reason))
+        if hold:
+            st.publisher_holds += 1
+            self._held_once = True
+            self._memory_actions += 1
 
     def _disk_dir(self, directory: str, free: int, queues: Sequence[QueueUsage], out: list[Action]) -> None:
         state = self._disk.setdefault(directory, _DiskState())
@@ -340,6 +396,11 @@ class FitInputs:
     disk_free: Mapping[str, int]
     available_memory: int
     cgroup_memory_max: int | None = None
+    #: deliveries one subscription hands a consumer before its acknowledgements, and their largest size
+    inflight_window: int = 64
+    max_frame_bytes: int = 256 * 1024
+    #: ids the replay guard remembers (``replay_window_entries``)
+    replay_window: int = REPLAY_WINDOW_MAX
 
 
 @dataclass(slots=True)
@@ -402,14 +463,15 @@ def check_fit(f: FitInputs) -> FitReport:
                                 f"{_mb(f.disk_reserve)}: free space on it")
     # Memory: what the structures may hold at their bounds against the budget, and the budget plus the
     # tmpfs journal (RAM too) against what the machine has.
-    worst = (BASE_RSS_ANON_BYTES + f.flush_bytes
-             + f.trunk_queues * f.trunk_max_length * RAM_PER_ITEM_BYTES
-             + f.subscription_max_length * RAM_PER_ITEM_BYTES)
+    parts = memory_worst_case(f)
+    worst = sum(n for _what, n in parts)
+    detail = ", ".join(f"{what} {_mb(n)}" for what, n in parts)
     if worst > f.memory_budget:
         rep.problems.append(
-            f"BudgetConfig.memoryBudget {_mb(f.memory_budget)} is below the router's baseline plus queue "
-            f"bookkeeping at the configured lengths (~{_mb(worst)}): raise memoryBudget or lower "
-            "trunkingQueueMaxLength / subscriptionQueueMaxLength / flushSize")
+            f"BudgetConfig.memoryBudget {_mb(f.memory_budget)} is below the worst case the configured bounds "
+            f"allow (~{_mb(worst)}: {detail}); past the budget publishers are held back until memory "
+            "recovers: raise memoryBudget or lower flushSize / LimitsConfig.inflightWindow / maxFrameBytes / "
+            "the queue lengths")
     need = f.memory_budget + f.journal_max_bytes
     if need > f.available_memory:
         rep.problems.append(
@@ -421,6 +483,22 @@ def check_fit(f: FitInputs) -> FitReport:
             f"the service's MemoryMax ({_mb(f.cgroup_memory_max)}) is below memoryBudget plus the journal "
             f"({_mb(need)}): the kernel would kill the router before the budget watch acts; set MemoryMax to "
             f"about twice memoryBudget ({_mb(2 * f.memory_budget)})")
-    rep.notes.append(f"memory: budget {_mb(f.memory_budget)} RssAnon, worst case of bookkeeping ~{_mb(worst)}, "
+    rep.notes.append(f"memory: budget {_mb(f.memory_budget)} RssAnon, worst case ~{_mb(worst)} ({detail}; "
+                     f"plus one delivery window per other subscriber that stops reading), "
                      f"{_mb(f.available_memory)} available")
     return rep
+
+
+def memory_worst_case(f: FitInputs) -> list[tuple[str, int]]:
+    """RssAnon at the configured bounds, part by part: the bounds the router enforces, not estimates of
+    load. Unflushed payloads: the store holds publishers back at ``RAM_LIMIT_FLUSHES`` x ``flushSize``.
+    Delivery window: one subscriber that stops reading holds ``inflightWindow`` frames of up to
+    ``maxFrameBytes`` in its connection's buffers."""
+    return [
+        ("baseline", BASE_RSS_ANON_BYTES),
+        ("unflushed payloads", RAM_LIMIT_FLUSHES * f.flush_bytes),
+        ("queue bookkeeping", (f.trunk_queues * f.trunk_max_length + f.subscription_max_length)
+         * RAM_PER_ITEM_BYTES),
+        ("replay window", f.replay_window * REPLAY_ENTRY_BYTES),
+        ("delivery window", f.inflight_window * f.max_frame_bytes),
+    ]

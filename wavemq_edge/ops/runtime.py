@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import os
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import psutil
 
@@ -41,6 +42,7 @@ from .budget import (
     BudgetSettings,
     FitInputs,
     FlushEarly,
+    HoldPublishers,
     Pressure,
     QueueUsage,
     RefuseDurable,
@@ -72,6 +74,10 @@ STATUS_INTERVAL_S: Final = 10.0
 #: scaled by ~10x for a Pi.
 RECOVERY_READ_BYTES_PER_S: Final = 10 * MIB
 RECOVERY_BASE_S: Final = 30.0
+#: Once ``RssAnon`` passes this fraction of the budget (or publishers are held), the watch samples at
+#: least every ``NEAR_BUDGET_SAMPLE_S``: at 100 MB/s of publishes a 5 s interval is far too coarse.
+NEAR_BUDGET_FRACTION: Final = 0.75
+NEAR_BUDGET_SAMPLE_S: Final = 0.1
 
 
 def recovery_extend_usec(data_bytes: int) -> int:
@@ -105,19 +111,25 @@ def cgroup_memory_max(proc_root: Path = Path("/proc"), cgroup_root: Path = Path(
     return None
 
 
-def _malloc_trim() -> bool:
-    """Give free heap pages back to the kernel (glibc); Python's allocator keeps arenas otherwise."""
+@functools.cache
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``: not per sample)."""
     name = ctypes.util.find_library("c")
     if not name:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return bool(trim(0))
+    return cast(Callable[[int], int], trim)
+
+
+def _malloc_trim() -> bool:
+    """Give free heap pages back to the kernel (glibc); Python's allocator keeps arenas otherwise."""
+    trim = _libc_malloc_trim()
+    return trim is not None and bool(trim(0))
 
 
 class OpsRuntime:
@@ -219,10 +231,17 @@ class OpsRuntime:
                 self.notifier.send({"STATUS": line})
                 self._last_status = line
 
+    def _next_sample_s(self) -> float:
+        r, interval = self.last_reading, self.budget.sample_interval_s
+        near = r is not None and r.rss_anon_bytes >= NEAR_BUDGET_FRACTION * self.policy.memory_budget_bytes
+        if near or self.policy.stats.publishers_held:
+            return min(interval, NEAR_BUDGET_SAMPLE_S)
+        return interval
+
     async def _budget_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.budget.sample_interval_s)
+            await asyncio.sleep(self._next_sample_s())
             try:
                 self._sample_and_act(loop.time())
             except Exception:  # a sampling bug must not end the watch silently
@@ -258,6 +277,7 @@ class OpsRuntime:
                 if not st.queue_id.startswith(ROUTER_QUEUE_PREFIX)]
 
     def _sample_and_act(self, now: float) -> list[Action]:
+        _malloc_trim()  # freed heap back to the kernel before reading it (glibc keeps it; microseconds)
         reading = self.sample(now)
         self.last_reading = reading
         # Listing every queue costs O(queues); only needed when a disk is short.
@@ -275,6 +295,11 @@ class OpsRuntime:
                     log.warning("event=budget_pressure kind=%s detail=%r", a.kind, a.detail)
                 else:
                     log.info("event=budget_pressure_ended kind=%s actions=%d detail=%r", a.kind, a.actions, a.detail)
+            elif isinstance(a, HoldPublishers):
+                if ctl is not None:
+                    ctl.hold_publishers(a.hold)
+                self.rate_log.log(logging.INFO, f"hold:{a.hold}", self.last_reading.now if self.last_reading else 0.0,
+                                  "event=publishers_%s reason=%r", "held" if a.hold else "resumed", a.reason)
             elif isinstance(a, FlushEarly):
                 if ctl is not None:
                     ctl.request_flush()

@@ -84,7 +84,8 @@ class Admission:
         self.verifier = verifier
         self.options = options
         self.counters = counters
-        self.replay = ReplayGuard(max_age_s=options.request_max_age_s + options.skew_s)
+        self.replay = ReplayGuard(max_age_s=options.request_max_age_s + options.skew_s,
+                                  max_entries=options.replay_window_max)
         self._entities: LRU[tuple[bytes, bytes], Entity] = LRU(ENTITY_CACHE_MAX)
 
     # ------------------------------------------------------------------ refusals

@@ -23,6 +23,9 @@ class RouterOptions:
     #: oldest accepted timestamp of an agent's publish/subscribe/query/unsubscribe, seconds. Agents sign
     #: right before sending, so five minutes covers retries after a reconnect.
     request_max_age_s: float = 300.0
+    #: ids the replay guard remembers (``wave/replay.py``; ~350 bytes of RAM each): the daemon sizes it
+    #: from the memory budget (``ops/budget.py`` ``replay_window_entries``).
+    replay_window_max: int = 200_000
     #: most persisted messages one query returns before it hands back a continuation.
     query_max_results: int = 1000
     #: ``QueueConfig.onDiskFull`` and ``BudgetConfig.diskReserve`` (bytes): see ``disk_guard.py``.

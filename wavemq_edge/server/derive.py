@@ -24,7 +24,7 @@ from ..config import Config
 from ..config.units import MIB
 from ..mqtt.hub import MqttOptions
 from ..net.slots import SlotLimits
-from ..ops.budget import BudgetSettings, FitInputs
+from ..ops.budget import BudgetSettings, FitInputs, replay_window_entries
 from ..router import OnDiskFull, RouterOptions
 from ..router.trunk import TrunkOptions
 from ..storage import PersistOptions, QueueLimits, StoreOptions
@@ -139,6 +139,7 @@ def router_options(config: Config) -> RouterOptions:
         inflight_window=config.limits.inflight_window,
         on_disk_full=OnDiskFull(config.queue.on_disk_full),
         disk_reserve_bytes=config.budget.disk_reserve_mb * MIB,
+        replay_window_max=replay_window_entries(config.budget.memory_budget_mb * MIB),
     )
 
 
@@ -225,6 +226,9 @@ def fit_inputs(config: Config, *, disk_free: Mapping[str, int], available_memory
         disk_free=disk_free,
         available_memory=available_memory,
         cgroup_memory_max=cgroup_memory_max,
+        inflight_window=config.limits.inflight_window,
+        max_frame_bytes=config.limits.max_frame_bytes,
+        replay_window=replay_window_entries(budget.memory_budget_bytes),
     )
 
 

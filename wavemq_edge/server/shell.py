@@ -40,6 +40,7 @@ from ..storage.store_health import SetAside
 from ..wave import EntitySecret, Verifier, WaveError, WaveStore, format_id, parse_id
 from . import derive
 from .flusher import Flusher
+from .intake import IntakeGate
 from .mqtt_start import start_mqtt
 from .revocations import RevocationWatch
 from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs, open_store
@@ -71,6 +72,7 @@ class Server:
         self.trunk_net: TrunkNet | None = None
         self.uplinks = UplinkSet()
         self.flusher: Flusher | None = None
+        self.intake: IntakeGate | None = None
         self.revocations: RevocationWatch | None = None
         self.metrics_server: MetricsServer | None = None
         self.router_entity: EntitySecret | None = None
@@ -130,6 +132,10 @@ class Server:
     def refuse_new_durable(self, reason: str | None) -> None:
         if self.core is not None:
             self.core.refuse_new_durable(reason)
+
+    def hold_publishers(self, held: bool) -> None:
+        if self.intake is not None:
+            self.intake.hold_for_memory(held)
 
     # ------------------------------------------------------------------ start-up
 
@@ -204,6 +210,8 @@ class Server:
                                         frame_stall_timeout_s=agents.frame_stall_timeout_s,
                                         status_source=self.ops.status_reply,
                                         refusal_log=RateLimitedLog(logging.getLogger("wavemq_edge.net.agent")))
+        self.intake = IntakeGate(self.agent_server, self.queues, self.flusher)
+        writes.after_pass = self.intake.after_pass
         await self._listen_agents(agents.listen_backlog)
         self.mqtt_server = await start_mqtt(cfg, self.core, writes, self._servers)
         if route_proofs or uplinks:
@@ -320,6 +328,8 @@ class Server:
             await self.shutdown(quiet=not started)
 
     async def _stop_network(self) -> None:
+        if self.intake is not None:
+            self.intake.close()
         for server in self._servers:
             server.close()
         if self.trunk_net is not None:

@@ -5,19 +5,33 @@ that changed and queues that went are listed, the dedup window gives its additio
 the tmpfs journal rotates so the flush covers exactly the records before the new segment. Enqueue times
 travel to disk as wall-clock seconds. Phases two and three (the synced transaction in a worker thread,
 then applying the outcome) are ``QueueStore.write_flush`` and ``complete_flush``.
+
+RAM bound: unflushed payloads (charged ``PENDING_ITEM_RAM_BYTES`` each beyond their size) trigger a flush at
+``flush_bytes``; while that flush is written, new ones collect for the next. At ``RAM_LIMIT_FLUSHES`` times
+``flush_bytes`` the store is full (``QueueStore.ram_full``): the server stops reading publishers until a
+flush has moved the payloads to disk, so a queue's RAM is bounded by bytes however fast they publish.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .backend import FlushBatch
+from .options import StoreOptions
 from .recovery import _REC_TAIL, _TAIL
 
 if TYPE_CHECKING:
     from .queue_store import QueueStore
 
-__all__ = ["plan_flush"]
+__all__ = ["RAM_LIMIT_FLUSHES", "plan_flush", "ram_limit_bytes"]
+
+#: Unflushed RAM allowed, in flushes: one being written and one filling.
+RAM_LIMIT_FLUSHES: Final = 2
+
+
+def ram_limit_bytes(options: StoreOptions) -> int:
+    """The most a store keeps unflushed in RAM before publishers are held back (see the docstring)."""
+    return RAM_LIMIT_FLUSHES * options.flush_bytes
 
 
 def plan_flush(store: QueueStore, now: float) -> FlushBatch | None:

@@ -34,7 +34,6 @@ from typing import Final
 import cbor2
 
 from .backend import Backend, FlushBatch, LmdbQueueBackend
-from .dedup import DedupWindow
 from .errors import (
     CorruptStoreError,
     QueueExistsError,
@@ -42,18 +41,17 @@ from .errors import (
     TooManyQueuesError,
     UnknownQueueError,
 )
-from .flush_plan import plan_flush
+from .flush_plan import plan_flush, ram_limit_bytes
 from .flush_scheduler import FlushScheduler
 from .journal import Journal, JournalReport
+from .journaled_dedup import JournaledDedup
 from .lmdb_env import StorageFullError
 from .options import QueueKind, QueueLimits, StoreOptions
 from .recovery import (
     _APPEND,
-    _DEDUP,
     _HEAD,
     _REC_APPEND,
     _REC_CREATE,
-    _REC_DEDUP,
     _REC_HEAD,
     _REC_REMOVE,
     _REC_TOUCH,
@@ -90,7 +88,7 @@ class QueueStore:
         self._in_flight: FlushBatch | None = None
         self._batch_dedup_puts: list[tuple[bytes, float]] = []
         self._scheduler = FlushScheduler(options.flush_interval_s, options.flush_bytes, options.journal_max_bytes, now)
-        self.dedup = _JournaledDedup(self)
+        self.dedup = JournaledDedup(self)
         self.flushes = 0
         self.empty_flushes = 0
         self.failed_flushes = 0
@@ -100,13 +98,14 @@ class QueueStore:
         self._journal: Journal | None = None
         self.journal_on_tmpfs: bool | None = None
         self._closed = False
-        self._pending_bytes_total = 0
+        self._pending_bytes_total = 0  # RAM of unflushed payloads (RingQueue.pending_ram)
+        self._ram_limit = ram_limit_bytes(options)
         self.flush_failure: str | None = None  # why the last flush failed; None once one succeeded
         self._write_error = ""  # set by write_flush (worker thread), read by complete_flush
         #: the store's identity, read (or made) by the backend at recovery; names its journal directory
         self.store_id = b""
         recover(self, now)
-        self._pending_bytes_total = sum(q.pending_bytes for q in self._queues.values())
+        self._pending_bytes_total = sum(q.pending_ram for q in self._queues.values())
 
     # ----------------------------------------------------------------- open / recovery
 
@@ -216,7 +215,7 @@ class QueueStore:
         n_count, n_bytes = q.overflow_drops(len(item))
         seq = q.tail
         rec = _APPEND.pack(_REC_APPEND, q.incarnation, seq, now + self._offset) + item
-        before = q.pending_bytes
+        before = q.pending_ram
         if n_count or n_bytes:
             # each drop counted under the bound that caused it: first the count bound, then bytes
             records: list[bytes] = []
@@ -233,7 +232,7 @@ class QueueStore:
         else:
             self._log(rec)
         q.append(item, now)
-        self._pending_delta(q.pending_bytes - before)
+        self._pending_delta(q.pending_ram - before)
         return seq
 
     def _pending_delta(self, delta: int) -> None:
@@ -241,8 +240,13 @@ class QueueStore:
 
     @property
     def unflushed_bytes(self) -> int:
-        """Payload bytes accepted but not yet in the LMDB file (what the next flush writes at most)."""
+        """Unflushed payloads as charged in RAM (size plus bookkeeping): at least what the next flush
+        writes, so the disk check that uses it errs on the side of refusing."""
         return self._pending_bytes_total
+
+    def ram_full(self) -> bool:
+        """Unflushed payloads reached the RAM bound (``flush_plan.py``): hold publishers back until a flush."""
+        return self._pending_bytes_total >= self._ram_limit
 
     def peek(self, queue_id: str, after_seq: int, max_items: int) -> list[tuple[int, bytes]]:
         """Up to ``max_items`` live items with sequence > ``after_seq``, oldest first. Payloads not yet
@@ -279,9 +283,9 @@ class QueueStore:
         if new_head <= q.head:
             return 0
         self._log(_HEAD.pack(_REC_HEAD, q.incarnation, new_head, ACK))
-        before = q.pending_bytes
+        before = q.pending_ram
         n = q.advance_head(new_head, ACK)
-        self._pending_delta(q.pending_bytes - before)
+        self._pending_delta(q.pending_ram - before)
         return n
 
     def touch(self, queue_id: str, now: float) -> None:
@@ -309,15 +313,15 @@ class QueueStore:
         if new_head <= q.head:
             return 0
         self._log(_HEAD.pack(_REC_HEAD, q.incarnation, new_head, reason))
-        before = q.pending_bytes
+        before = q.pending_ram
         n = q.advance_head(new_head, reason)
-        self._pending_delta(q.pending_bytes - before)
+        self._pending_delta(q.pending_ram - before)
         return n
 
     def remove_queue(self, queue_id: str) -> None:
         q = self._queue(queue_id)
         self._log(_REMOVE.pack(_REC_REMOVE, q.incarnation))
-        self._pending_delta(-q.pending_bytes)
+        self._pending_delta(-q.pending_ram)
         self._forget_queue(q)
 
     def stats(self, queue_id: str) -> QueueStats:
@@ -432,9 +436,9 @@ class QueueStore:
             for entry in batch.entries:
                 q = self._by_inc.get(entry.incarnation)
                 if q is not None:
-                    before = q.pending_bytes
+                    before = q.pending_ram
                     q.complete_flush(entry)
-                    self._pending_delta(q.pending_bytes - before)
+                    self._pending_delta(q.pending_ram - before)
                 elif entry.incarnation not in self._removed_incs:
                     self._removed_incs.append(entry.incarnation)  # removed while this batch ran
             dropped = set(batch.drop_incarnations)
@@ -509,21 +513,3 @@ class QueueStore:
         self._backend.close()
         self._closed = True
 
-
-class _JournaledDedup:
-    """``DedupWindow`` whose additions are journaled with the store's other changes."""
-
-    def __init__(self, store: QueueStore) -> None:
-        self._store = store
-        self.window = DedupWindow(store.options.dedup)
-
-    def seen_or_add(self, msg_id: bytes, now: float) -> bool:
-        """``True`` if ``msg_id`` is a duplicate within the window; otherwise remember it."""
-        if self.window.seen_or_add(msg_id, now):
-            return True
-        store = self._store
-        store._log(_DEDUP.pack(_REC_DEDUP, now + store._offset) + msg_id)
-        return False
-
-    def __len__(self) -> int:
-        return len(self.window)
