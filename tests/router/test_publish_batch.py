@@ -182,3 +182,20 @@ def test_a_failing_batch_verifier_falls_back_to_one_at_a_time(world: World) -> N
 def test_publish_ok_is_the_bytes_encode_frame_makes(req: int) -> None:
     for text in ("accepted", "duplicate"):
         assert publish_ok(req, text) == encode_frame(FrameType.OK, req, text)
+
+
+def test_remembered_matches_follow_every_subscription_change(world: World) -> None:
+    core = make_core()
+    pub = Agent(core, world.entity())
+    proof = world.proof(pub.who, "publish")
+    pub.request(FrameType.PROOF, proof)
+    raws = iter(signed(world, pub.who, proof, 4))
+    assert one_read(pub, [next(raws)])[0].type is FrameType.OK and core.counters.enqueued == 0
+    sub = Agent(core, world.entity())
+    subscribe(sub, world, "b/*", "s", ephemeral=True)
+    sub.recv()
+    one_read(pub, [next(raws)], 200)
+    assert received(sub) == ["m1"] and core.counters.enqueued == 1
+    sub.session.connection_lost(0.0)  # the ephemeral subscription ends with its connection
+    one_read(pub, [next(raws)], 300)
+    assert core.counters.enqueued == 1 and core.registry.matching(world.ns.id, ("b", "x")) == []
