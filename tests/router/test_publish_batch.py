@@ -199,3 +199,21 @@ def test_remembered_matches_follow_every_subscription_change(world: World) -> No
     sub.session.connection_lost(0.0)  # the ephemeral subscription ends with its connection
     one_read(pub, [next(raws)], 300)
     assert core.counters.enqueued == 1 and core.registry.matching(world.ns.id, ("b", "x")) == []
+
+
+def test_a_message_whose_parse_fails_unexpectedly_is_answered_699_alone(world: World,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _core, pub, sub, proof = setup(world)
+    raws = signed(world, pub.who, proof, 3)
+    real = Message.parse.__func__  # type: ignore[attr-defined]
+
+    def flaky(cls: type[Message], data: bytes, *args: object) -> Message:
+        if data == raws[1]:
+            raise RuntimeError("a bug in parse")
+        return real(cls, data, *args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Message, "parse", classmethod(flaky))
+    replies = one_read(pub, raws)
+    assert [f.type for f in replies] == [FrameType.OK, FrameType.REFUSED, FrameType.OK]
+    assert replies[1].fields[1] == int(ErrorCode.INTERNAL)
+    assert received(sub) == ["m0", "m2"]

@@ -17,7 +17,8 @@ time would otherwise hold its connection (and the frame buffer) for ever. ``auth
 the first request the router accepts (a grant was checked): a key costs nothing to make, so the glue
 protects only connections that have done real work from eviction (``net/slots.py``).
 
-In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies. A request failure
+In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies, in order; the
+signatures of a read's publishes are checked first, in one batch (``publish_batch.py``). A request failure
 (``RouterError``) is a ``REFUSED`` frame and the connection stays open; a framing error or a frame
 with wrong fields (the peer broke the protocol) queues one ``ERROR`` frame and closes. Either way only
 this connection is affected: the core never sees a malformed frame. An unexpected exception while
