@@ -126,6 +126,7 @@ class LimitsConfig:
     handshake_drop_start: int
     handshake_drop_rate: int
     max_handshakes_per_address: int
+    verify_threads: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,9 @@ SECTIONS: Final[dict[str, tuple[Key, ...]]] = {
             doc="percent refused at handshakeDropStart, rising to 100 at maxHandshakes (MaxStartups rate)"),
         Key("maxHandshakesPerAddress", "max_handshakes_per_address", INT, 16, 1, 1 << 20, "connection",
             doc="handshakes in progress from one source address (sshd PerSourceMaxStartups)"),
+        Key("verifyThreads", "verify_threads", INT, -1, -1, 16, "thread",
+            doc="worker threads that check publish signatures beside the event loop; 0: none, "
+                "-1: one when the router may use more than one CPU"),
     ),
     "BudgetConfig": (
         Key("memoryBudget", "memory_budget_mb", INT, 128, 16, 1 << 20, "MB", doc="RSS budget"),

@@ -36,6 +36,7 @@ from ..wave import (
     Entity,
     Message,
     Proof,
+    Reason,
     ReplayGuard,
     VerificationError,
     Verifier,
@@ -44,6 +45,7 @@ from ..wave import (
 )
 from .errors import ErrorCode, RouterError, code_for_reason
 from .options import RouterOptions
+from .publish_batch import Prepared
 from .status import RouterCounters
 
 __all__ = ["Admission", "Age", "SignedObject"]
@@ -120,6 +122,20 @@ class Admission:
         except VerificationError as exc:
             raise self.refused(exc) from None
 
+    def check_proof_id(self, proof_id: bytes, proof: bytes, *, subject: bytes, namespace: bytes, permission: str,
+                       resource: Pattern, wall: float) -> float:
+        """``check_proof`` for a proof whose id this router computed itself (the connection's proof
+        table): the verifier's cache is asked by id, and the proof is hashed only when it is not cached."""
+        try:
+            result = self.verifier.check_id(proof_id, subject=subject, namespace=namespace, pset=PSET_WAVEMQ,
+                                            permission=permission, resource=resource, now=wall)
+        except VerificationError as exc:
+            if exc.reason is not Reason.UNKNOWN_PROOF:
+                raise self.refused(exc) from None
+            return self.check_proof(proof, subject=subject, namespace=namespace, permission=permission,
+                                    resource=resource, wall=wall)
+        return float(result.expiry)
+
     def require_proof(self, proof_for: Callable[[bytes], bytes | None], proof_id: bytes) -> bytes:
         proof = proof_for(proof_id)
         if proof is None:
@@ -133,12 +149,20 @@ class Admission:
                                f"{what} is signed as {format_id(src)} but this connection authenticated as "
                                f"{format_id(source.id)}")
 
-    def agent_message(self, raw: bytes, source: Entity, wall: float) -> Message:
-        """Strict decode, signed by the connection's entity, signature and a fresh timestamp."""
+    def agent_message(self, raw: bytes, source: Entity, wall: float, prepared: Prepared | None = None) -> Message:
+        """Strict decode, signed by the connection's entity, signature and a fresh timestamp. ``prepared``:
+        the message already parsed and its signature checked in a batch (``publish_batch.py``)."""
         try:
-            msg = Message.parse(raw)
+            if prepared is None:
+                msg, signature_ok = Message.parse(raw), None
+            else:
+                if prepared.error is not None:
+                    raise prepared.error
+                assert prepared.message is not None
+                msg, signature_ok = prepared.message, prepared.signature_ok
             self.check_source(msg.src, source, "message")
-            msg.verify(source, now=wall, skew_s=self.options.skew_s, max_age_s=self.options.request_max_age_s)
+            msg.verify(source, now=wall, skew_s=self.options.skew_s, max_age_s=self.options.request_max_age_s,
+                       signature_ok=signature_ok)
         except VerificationError as exc:
             raise self.refused(exc) from None
         return msg

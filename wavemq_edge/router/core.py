@@ -35,6 +35,7 @@ from dataclasses import replace
 from ..storage import PersistStore, QueueKind, QueueLimits, QueueStore
 from ..uri import Pattern
 from ..wave import Entity, Message, Revocation, Subscribe, Unsubscribe, VerificationError, Verifier, format_id
+from ..wave.batch import BatchVerify, verify_sequential
 from .admission import Admission
 from .delivery import Delivery
 from .disk_guard import DiskGuard, OnDiskFull
@@ -44,6 +45,7 @@ from .hooks import NO_TIERING, QueryReply, TieringHooks
 from .lifecycle import SubscriptionLifecycle, subscription_key
 from .options import RouterOptions
 from .proof_store import ProofStore
+from .publish_batch import Prepared
 from .query import PersistedMessages, QueryAnswer, QueryDesk
 from .registry import SubscriptionRegistry
 from .status import CoreStatus, RouterCounters
@@ -69,6 +71,9 @@ class RouterCore:
         self.started = now
         self.counters = RouterCounters()
         self.admission = Admission(verifier, options, self.counters)
+        #: checks the signatures of a read's publishes in one call (``publish_batch.py``); the server
+        #: installs one that uses a second core
+        self.verify_many: BatchVerify = verify_sequential
         self.registry = SubscriptionRegistry()
         trunk_queues: dict[bytes, str] = {}
         for namespace, limits in (trunked or {}).items():
@@ -104,11 +109,12 @@ class RouterCore:
     # ------------------------------------------------------------------ publish
 
     def publish(self, source: Entity, raw: bytes, proof_for: Callable[[bytes], bytes | None], now: float,
-                wall: float) -> PublishResult:
+                wall: float, prepared: Prepared | None = None) -> PublishResult:
         """Accept a signed message from ``source`` (the authenticated connection entity).
-        ``proof_for(proof_id)`` returns the proof bytes the connection sent earlier, or None."""
+        ``proof_for(proof_id)`` returns the proof bytes the connection sent earlier, or None; ``prepared``
+        is ``raw`` already parsed, its signature checked in a batch (``publish_batch.py``)."""
         admission = self.admission
-        msg = admission.agent_message(raw, source, wall)
+        msg = admission.agent_message(raw, source, wall, prepared)
         if msg.origin_router not in (b"", self.router_id):
             raise admission.refusal(ErrorCode.BAD_REQUEST,
                                     f"message names origin router {format_id(msg.origin_router)}; an agent "
@@ -119,8 +125,8 @@ class RouterCore:
             self.counters.duplicates += 1
             return PublishResult(duplicate=True, subscribers=0)
         proof = admission.require_proof(proof_for, msg.proof_id)
-        admission.check_proof(proof, subject=msg.src, namespace=msg.namespace, permission="publish",
-                              resource=msg.resource, wall=wall)
+        admission.check_proof_id(msg.proof_id, proof, subject=msg.src, namespace=msg.namespace, permission="publish",
+                                 resource=msg.resource, wall=wall)
         self.proofs.remember(msg.proof_id, proof, now)
         return self.fanout.accept(msg, now, from_site=None)
 

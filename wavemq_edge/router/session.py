@@ -17,7 +17,8 @@ time would otherwise hold its connection (and the frame buffer) for ever. ``auth
 the first request the router accepts (a grant was checked): a key costs nothing to make, so the glue
 protects only connections that have done real work from eviction (``net/slots.py``).
 
-In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies. A request failure
+In ``OPEN`` the session dispatches frames to ``RouterCore`` and queues replies, in order; the
+signatures of a read's publishes are checked first, in one batch (``publish_batch.py``). A request failure
 (``RouterError``) is a ``REFUSED`` frame and the connection stays open; a framing error or a frame
 with wrong fields (the peer broke the protocol) queues one ``ERROR`` frame and closes. Either way only
 this connection is affected: the core never sees a malformed frame. An unexpected exception while
@@ -59,7 +60,10 @@ from ..wire.fields import expect_bool, expect_bytes, expect_fields, expect_int, 
 from .core import RouterCore
 from .errors import ErrorCode, RouterError
 from .internal_errors import InternalErrorLog
+from .ok_frames import publish_ok
+from .publish_batch import Prepared, prepare_publishes
 from .status import core_reply
+from .status_summary import SUMMARY_KEYS, status_summary, wire_safe
 from .subscription import RouterSubscription
 
 __all__ = ["DEFAULT_FRAME_STALL_TIMEOUT_S", "PROTOCOL_VERSION", "SUMMARY_KEYS", "AgentSession", "SessionState",
@@ -183,24 +187,52 @@ class AgentSession:
         if self.state is SessionState.CLOSED:
             return
         self._note_input(now)
+        frames, error = self._take_frames(data)
+        prepared = self._prepare(frames, now)
         try:
-            self._decoder.receive_bytes(data)
-            while not self.closing:
-                frame = self._decoder.next_frame()
-                if frame is NEED_DATA:
+            for i, frame in enumerate(frames):
+                if self.closing:
                     break
-                assert isinstance(frame, Frame)
                 self.frames_in += 1
                 try:
-                    self._dispatch(frame, now, wall)
+                    self._dispatch(frame, now, wall, prepared.get(i))
                 except (RemoteWireError, _ProtocolError):
                     raise
                 except Exception as exc:  # a bug or a failing store: this request only (INTERNAL_ERRORS)
                     self._internal_error(frame, exc, now)
+            if error is not None:
+                raise error
         except RemoteWireError as exc:
             self._close(exc.close_code, str(exc), now)
         except _ProtocolError as exc:
             self._close(exc.code, str(exc), now)
+
+    def _take_frames(self, data: bytes) -> tuple[list[Frame], RemoteWireError | None]:
+        """Every complete frame in the input so far, and the framing error that ended them, if one did
+        (the frames before it are dispatched first, as they would have been one at a time)."""
+        frames: list[Frame] = []
+        try:
+            self._decoder.receive_bytes(data)
+            while True:
+                frame = self._decoder.next_frame()
+                if frame is NEED_DATA:
+                    return frames, None
+                assert isinstance(frame, Frame)
+                frames.append(frame)
+        except RemoteWireError as exc:
+            return frames, exc
+
+    def _prepare(self, frames: list[Frame], now: float) -> dict[int, Prepared]:
+        """The publishes among ``frames`` parsed, their signatures checked in one batch
+        (``publish_batch.py``); nothing before the handshake, and nothing if preparing fails (the frames
+        are then handled one by one, as before)."""
+        if self.entity is None or self.state is not SessionState.OPEN:
+            return {}
+        try:
+            return prepare_publishes(frames, self.entity, self.core.verify_many)
+        except Exception as exc:  # a bug, or the verifier's thread failing: dispatch from the raw bytes
+            INTERNAL_ERRORS.report(exc, "PUBLISH batch", self.peer, now)
+            return {}
 
     def _internal_error(self, frame: Frame, exc: Exception, now: float) -> None:
         """An unexpected exception while handling ``frame``: logged once per site, counted, and answered
@@ -279,8 +311,11 @@ class AgentSession:
     def _proof_for(self, proof_id: bytes) -> bytes | None:
         return self._proofs.get(proof_id)
 
-    def _dispatch(self, frame: Frame, now: float, wall: float) -> None:
+    def _dispatch(self, frame: Frame, now: float, wall: float, prepared: Prepared | None = None) -> None:
         kind = frame.type
+        if prepared is not None:  # a PUBLISH, prepared only once the connection is open
+            self._on_publish(frame, now, wall, prepared)
+            return
         if kind is FrameType.PING:
             (token,) = expect_fields(frame, 1)
             self._send(FrameType.PONG, expect_int(token, "PING token"))
@@ -330,18 +365,21 @@ class AgentSession:
         self._proofs.put(proof_id, proof)
         self._send(FrameType.OK, req, proof_id)
 
-    def _on_publish(self, frame: Frame, now: float, wall: float) -> None:
+    def _on_publish(self, frame: Frame, now: float, wall: float, prepared: Prepared | None = None) -> None:
         req, raw = expect_fields(frame, 2)
         req = expect_int(req, "request number")
         assert self.entity is not None
         try:
             result = self.core.publish(self.entity, expect_bytes(raw, "PUBLISH message"), self._proof_for, now,
-                                       wall)
+                                       wall, prepared)
         except RouterError as exc:
             self._refuse(req, exc.code, str(exc))
             return
         self.authorised = True
-        self._send(FrameType.OK, req, "duplicate" if result.duplicate else "accepted")
+        if not self._out and self.on_output is not None:
+            self.on_output()
+        self._out.append(publish_ok(req, "duplicate" if result.duplicate else "accepted"))
+        self.frames_out += 1
 
     def _on_subscribe(self, frame: Frame, now: float, wall: float) -> None:
         req, raw, ephemeral = expect_fields(frame, 3)
@@ -411,7 +449,7 @@ class AgentSession:
     def _on_status(self, frame: Frame, now: float, wall: float) -> None:
         (req,) = expect_fields(frame, 1)
         full = self._status_source(now)
-        status = _wire_safe({**full, "detail": "full"} if self.operator else status_summary(full))
+        status = wire_safe({**full, "detail": "full"} if self.operator else status_summary(full))
         self._send(FrameType.STATUS_REPLY, expect_int(req, "request number"), status)
 
     # ------------------------------------------------------------------ Consumer
@@ -432,43 +470,6 @@ class AgentSession:
         self._inflight.pop(sub.key, None)
         if self.state is SessionState.OPEN:
             self._send(FrameType.SUB_END, sub.sub_id, code, reason)
-
-
-#: The STATUS reply's keys that any authenticated agent may see (an allow-list, so a figure added to the
-#: snapshot later is not shown to everyone by default): counts and states, no paths (disk, journal),
-#: queue ids, namespaces or addresses. Any freshly made key can authenticate.
-SUMMARY_KEYS: Final = frozenset({
-    "version", "router_id", "uptime_s", "started_at", "connections", "subscriptions", "queues", "queued_items",
-    "queued_bytes", "unflushed_items", "flushes", "failed_flushes", "drops", "published", "duplicates",
-    "delivered", "redelivered", "acked", "refused", "verifier_hits", "verifier_misses", "budget",
-    "flush_write_us", "sites_connected", "admission", "memory", "systemd",
-})
-#: Per uplink: its state and counts, not the designated router's address or namespace.
-UPLINK_SUMMARY_KEYS: Final = frozenset({"state", "since", "backlog", "rtt_ms", "reconnects", "sent", "acked",
-                                        "refused", "delivered_down", "live"})
-
-
-def status_summary(full: Mapping[str, object]) -> dict[str, object]:
-    """What a STATUS reply shows an agent other than the local operator (``SUMMARY_KEYS``)."""
-    out: dict[str, object] = {k: v for k, v in full.items() if k in SUMMARY_KEYS}
-    uplinks = full.get("uplinks")
-    if isinstance(uplinks, list):
-        out["uplinks"] = [{k: v for k, v in u.items() if k in UPLINK_SUMMARY_KEYS} for u in uplinks
-                          if isinstance(u, Mapping)]
-    out["detail"] = "summary"
-    return out
-
-
-def _wire_safe(value: object) -> object:
-    """Frames carry no floats (the codec refuses them from peers, so we send none): a status figure
-    like an RTT becomes an integer when it is whole, else its text with three decimals."""
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else f"{value:.3f}"
-    if isinstance(value, dict):
-        return {k: _wire_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_wire_safe(v) for v in value]
-    return value
 
 
 class _QueryReply:

@@ -44,6 +44,7 @@ from .intake import IntakeGate
 from .mqtt_start import start_mqtt
 from .revocations import RevocationWatch
 from .startup import StartupError, listen, listen_unix, load_or_create_router_entity, load_route_proofs, open_store
+from .verify_threads import ThreadedVerifier, worker_threads
 
 __all__ = ["Server", "StartupError"]
 
@@ -73,6 +74,8 @@ class Server:
         self.uplinks = UplinkSet()
         self.flusher: Flusher | None = None
         self.intake: IntakeGate | None = None
+        #: checks publish signatures beside the event loop (``LimitsConfig.verifyThreads``)
+        self.verify_threads: ThreadedVerifier | None = None
         self.revocations: RevocationWatch | None = None
         self.metrics_server: MetricsServer | None = None
         self.router_entity: EntitySecret | None = None
@@ -200,6 +203,10 @@ class Server:
                                options=derive.router_options(cfg), now=now, wall=wall, persist=self.persist,
                                designated=frozenset(route_proofs),
                                trunked={ns: trunk.uplink_limits for ns, _addr in uplinks}, hooks=self.uplinks)
+        threads = worker_threads(cfg.limits.verify_threads)
+        if threads:
+            self.verify_threads = ThreadedVerifier(threads)
+            self.core.verify_many = self.verify_threads.verify_many
         self.flusher = Flusher(self.queues, self.persist)
         self.revocations = RevocationWatch(self.wave_store, self.core, revoked)
         writes = WriteScheduler(self.core)
@@ -379,6 +386,9 @@ class Server:
         if self.flusher is not None:
             await self.flusher.wait_idle(SHUTDOWN_TIMEOUT_S)
         self._close_stores(asyncio.get_running_loop().time(), level)
+        if self.verify_threads is not None:
+            self.verify_threads.close()
+            self.verify_threads = None
         if self.config.local.unix_socket is not None and self._unix_socket_bound:
             # only the socket this router made: a start-up that failed (a second router on the same
             # config) must not remove the running router's
