@@ -67,6 +67,7 @@ def test_in_window_delivery_writes_nothing(store_path: str, journal_dir: str) ->
     payload = b"p" * PAYLOAD
     now = 1.0
     for i in range(ITEMS):
+        assert not s.dedup.seen_or_add(i.to_bytes(32, "big"), now)  # as the router does for each message
         seq = s.append("sub", payload, now)
         if i % 10 == 9:  # a consumer acks in batches of 10, well inside the flush window
             for got_seq, _item in s.peek("sub", seq - 10, 10):
@@ -74,7 +75,7 @@ def test_in_window_delivery_writes_nothing(store_path: str, journal_dir: str) ->
             s.ack("sub", seq, now)
         now += 0.001
     between = _write_bytes() - wb0
-    s.flush(now)  # nothing is left to write: the flush is empty (journal rotation only)
+    s.flush(now)  # nothing is left to write: the flush is empty (journal rotation; ids carried in it)
     at_flush = _write_bytes() - wb0
     print(f"\nin-window: {between} bytes between flushes, {at_flush} bytes including the flush")
     assert between == 0

@@ -79,6 +79,10 @@ class DedupWindow:
             self._durable.discard(msg_id)
             self._delete.add(msg_id)
 
+    def unflushed(self) -> list[tuple[bytes, float]]:
+        """Ids remembered but not yet in LMDB (what a crash journal must keep), oldest first."""
+        return list(self._put.items())
+
     @property
     def dirty(self) -> bool:
         return bool(self._put or self._delete)

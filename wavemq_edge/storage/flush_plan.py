@@ -1,7 +1,9 @@
 """Phase one of a flush: the snapshot of what changed since the last one, taken on the loop thread.
 
 Every queue with new items or a moved head contributes its delta (``RingQueue.plan_flush``), headers
-that changed and queues that went are listed, the dedup window gives its additions and deletions, and
+that changed and queues that went are listed, the dedup window gives its additions and deletions (only
+when something else durable changed: ids alone are carried in the journal, so a window in which every
+message was delivered and acknowledged writes nothing to flash), and
 the tmpfs journal rotates so the flush covers exactly the records before the new segment. Enqueue times
 travel to disk as wall-clock seconds. Phases two and three (the synced transaction in a worker thread,
 then applying the outcome) are ``QueueStore.write_flush`` and ``complete_flush``.
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from .backend import FlushBatch
 from .options import StoreOptions
-from .recovery import _REC_TAIL, _TAIL
+from .recovery import _DEDUP, _REC_DEDUP, _REC_TAIL, _TAIL
 
 if TYPE_CHECKING:
     from .queue_store import QueueStore
@@ -34,9 +36,10 @@ def ram_limit_bytes(options: StoreOptions) -> int:
     return RAM_LIMIT_FLUSHES * options.flush_bytes
 
 
-def plan_flush(store: QueueStore, now: float) -> FlushBatch | None:
+def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch | None:
     """Snapshot the durable delta (loop thread; no I/O except rotating the tmpfs journal).
-    Returns ``None`` while another flush is in flight."""
+    Returns ``None`` while another flush is in flight. ``final`` (close): message ids go to LMDB even
+    when nothing else changed."""
     if store._in_flight is not None:
         return None
     journal = store._journal
@@ -72,17 +75,27 @@ def plan_flush(store: QueueStore, now: float) -> FlushBatch | None:
     offset = store._offset
     for entry in batch.entries:
         entry.items[:] = [(seq, when + offset, item) for seq, when, item in entry.items]
-    puts, deletes = store.dedup.window.take_delta()
+    durable_change = bool(
+        batch.drop_incarnations
+        or batch.headers
+        or any(e.items or e.delete_to > e.delete_from for e in batch.entries)
+    )
+    if durable_change or final or journal is None:
+        puts, deletes = store.dedup.window.take_delta()
+    else:
+        # Only message ids changed (every message was delivered and acknowledged in the window): no
+        # transaction, no flash write. The ids not yet in LMDB move to the fresh journal segment, so
+        # dropping the old segments forgets none; they reach LMDB with the next durable change or at
+        # close. A power cut forgets them, which only lets a resent message through once more
+        # (at-least-once, as for the rest of the window).
+        puts, deletes = [], []
+        carried = store.dedup.window.unflushed()
+        if carried:
+            journal.write_many([_DEDUP.pack(_REC_DEDUP, when + offset) + msg_id for msg_id, when in carried])
     batch.dedup_put = [(msg_id, when + offset) for msg_id, when in puts]
     batch.dedup_delete = deletes
     store._batch_dedup_puts = puts
-    batch.empty = not (
-        batch.drop_incarnations
-        or batch.headers
-        or batch.dedup_put
-        or batch.dedup_delete
-        or any(e.items or e.delete_to > e.delete_from for e in batch.entries)
-    )
+    batch.empty = not (durable_change or batch.dedup_put or batch.dedup_delete)
     store._dirty = False
     store._in_flight = batch
     store._scheduler.started()

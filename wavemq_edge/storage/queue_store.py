@@ -385,7 +385,8 @@ class QueueStore:
     def next_flush_deadline(self) -> float | None:
         journal = self._journal
         return self._scheduler.next_deadline(
-            self._dirty or bool(self._removed_incs) or self.dedup.window.dirty,
+            # message ids alone do not make a flush due: they ride in the journal (flush_plan.py)
+            self._dirty or bool(self._removed_incs) or (self._journal is None and self.dedup.window.dirty),
             self._pending_bytes_total,
             journal.segment_bytes if journal is not None else 0,
             journal is not None and journal.broken,
@@ -407,10 +408,10 @@ class QueueStore:
 
     # ----------------------------------------------------------------- flush
 
-    def prepare_flush(self, now: float) -> FlushBatch | None:
+    def prepare_flush(self, now: float, final: bool = False) -> FlushBatch | None:
         """Snapshot the durable delta (loop thread; no I/O except rotating the tmpfs journal).
         Returns ``None`` while another flush is in flight (``flush_plan.py``)."""
-        return plan_flush(self, now)
+        return plan_flush(self, now, final)
 
     def write_flush(self, batch: FlushBatch) -> FlushOutcome:
         """Commit ``batch`` in one synced transaction. Blocking; safe in a worker thread while the loop
@@ -480,9 +481,9 @@ class QueueStore:
         dropped = self._drop_to(q, q.head + n, DropReason.STORAGE_FULL)
         log.error("event=storage_full_shed queue=%s dropped=%d", q.queue_id, dropped)
 
-    def flush(self, now: float) -> FlushOutcome:
+    def flush(self, now: float, final: bool = False) -> FlushOutcome:
         """prepare + write + complete on the calling thread (tests, shutdown, simple callers)."""
-        batch = self.prepare_flush(now)
+        batch = self.prepare_flush(now, final)
         if batch is None:
             raise StorageError("flush called while another flush is in flight")
         outcome = self.write_flush(batch)
@@ -499,7 +500,7 @@ class QueueStore:
         self._dirty = True
         for q in self._queues.values():
             q.header_dirty = True  # record next seq and last activity for the restart
-        outcome = self.flush(now)
+        outcome = self.flush(now, final=True)
         if self._journal is not None:
             self._journal.close(remove_all=outcome is FlushOutcome.OK)
         self._backend.close()
