@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from ..uri import parse_pattern
+from ..uri import Pattern, parse_pattern
 from ..wave import (
     PSET_WAVEMQ,
     NoProofError,
@@ -16,9 +16,7 @@ from ..wave import (
     Statement,
     VerificationError,
     WaveError,
-    WaveStore,
     build_proof,
-    default_database_path,
     format_id,
     load_object,
     verify_proof,
@@ -68,6 +66,14 @@ class ProofFinder:
                 continue
             self._cache[key] = raw
             return raw
+        return self._build(key, namespace, permission, resource, pattern, now)
+
+    def _build(self, key: tuple[bytes, str, str], namespace: bytes, permission: str, resource: str,
+               pattern: Pattern, now: float) -> bytes:
+        """The proof built from the WAVE database (the store, and so LMDB, is imported here: a client given
+        proof files never loads it)."""
+        from ..wave import WaveStore, default_database_path
+
         db = self.wave_db or Path(os.environ.get("WAVE_HOME") or default_database_path())
         if not db.exists():
             raise ClientError(
