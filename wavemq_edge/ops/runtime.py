@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -107,6 +105,9 @@ def cgroup_memory_max(proc_root: Path = Path("/proc"), cgroup_root: Path = Path(
 
 def _malloc_trim() -> bool:
     """Give free heap pages back to the kernel (glibc); Python's allocator keeps arenas otherwise."""
+    import ctypes  # under memory pressure only: ctypes costs the idle router ~0.5 MB
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     if not name:
         return False
