@@ -137,3 +137,21 @@ def test_one_shot_pub_imports_no_store_probe_kdf_or_router(site: tuple[RouterPro
     assert loaded(modules, ("lmdb", "psutil", "uvloop", "nacl.pwhash", "wavemq_edge.wave.store",
                             "wavemq_edge.router", "wavemq_edge.storage", "wavemq_edge.server", "wavemq_edge.net",
                             "wavemq_edge.config", "wavemq_edge.bench.common", "wavemq_edge.cli.router_cmds")) == []
+
+
+@pytest.mark.parametrize(("command", "flag"), [("pub", "--persist"), ("sub", "--count"), ("run", "--listen"),
+                                               ("bench", "--runs"), ("check-store", "--config"),
+                                               ("status", "--json"), ("demo", "--keep")])
+def test_a_commands_flags_are_there_when_it_is_used(command: str, flag: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A subcommand's flags are added only when it is used (cli/main.py ``_SubcommandParser``): its help
+    still lists them, its flags parse, and an unknown flag is still refused."""
+    from wavemq_edge.cli.main import _build_parser, main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0 and flag in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main([command, "--no-such-flag"])
+    assert done.value.code == 2 and "wavemq-edge" in capsys.readouterr().err  # unrecognized, or required missing
+    assert _build_parser().parse_args(["pub", "--namespace", "ns", "--persist", "a/b"]).persist is True

@@ -24,6 +24,10 @@ from .. import __version__
 from ..client.defaults import DEFAULT_ROUTER
 from .exit_codes import ExitCode
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see wavemq_edge/lazy.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["main"]
 
 _ROUTER_COMMANDS = ("check-config", "check-store", "run")
@@ -40,6 +44,45 @@ def _path(text: str) -> os.PathLike[str]:
     return Path(text)
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it records its ``add_argument`` calls and makes them when it is first used
+    (its arguments parsed, its help or usage printed), so that starting one command builds the flags of
+    that command only. The ~80 flags of all commands, each with a help formatter and gettext look-ups,
+    cost a few milliseconds at every start, and the parser ``run`` keeps would hold them for months."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._deferred: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        """Record the flag (returns None while recording: nothing here uses the ``Action``)."""
+        if self._deferred is None:
+            return super().add_argument(*args, **kwargs)
+        self._deferred.append((args, kwargs))
+        return None
+
+    def _complete(self) -> None:
+        deferred, self._deferred = self._deferred, None
+        for args, kwargs in deferred or ():
+            super().add_argument(*args, **kwargs)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._complete()
+        return super().parse_known_args(*args, **kwargs)
+
+    def _parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._complete()  # where a Python version's subparsers action calls this one directly
+        return super()._parse_known_args(*args, **kwargs)
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavemq-edge",
@@ -51,7 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wavemq-edge {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging threshold (default: INFO)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     _add_router_commands(sub)
     _add_client_commands(sub)
     demo = sub.add_parser("demo", help="run the hello-world example end to end in a temporary directory",
@@ -66,7 +109,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_router_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_router_commands(sub: argparse._SubParsersAction[_SubcommandParser]) -> None:
     check = sub.add_parser("check-config", help="validate a wavemq.toml and print the effective config",
                            description="Validate a wavemq.toml file and print the effective configuration "
                            "with every default filled in. Exit 0 if valid, 2 with the problems if not.")
@@ -112,7 +155,7 @@ def _client_args(p: argparse.ArgumentParser, entity: bool = True, namespace: boo
                        help="namespace entity file or its 48-character hash")
 
 
-def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_client_commands(sub: argparse._SubParsersAction[_SubcommandParser]) -> None:
     pub = sub.add_parser("pub", help="publish one message",
                          description="Publish MESSAGE (or standard input) to URI in the namespace.")
     _client_args(pub)
