@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
 
@@ -89,7 +88,7 @@ class Client:
         self.reconnect = reconnect
         self.router_id = b""
         self.inflight_window = 0
-        self._proofs = ProofFinder(entity.id, proofs, Path(wave_db) if wave_db is not None else None)
+        self._proofs = ProofFinder(entity.id, proofs, wave_db)
         self._proofs_sent: set[bytes] = set()
         #: every proof this client sent, re-sent after a reconnect before pending publishes
         self._proofs_known: dict[bytes, bytes] = {}
