@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wavemq_edge.cli import main as cli_main
+from wavemq_edge.cli import router_cmds
 from wavemq_edge.cli.exit_codes import ExitCode
 from wavemq_edge.config import load_default_config
 from wavemq_edge.server import Server
@@ -24,7 +24,7 @@ def test_an_unexpected_exception_in_startup_is_one_line(tmp_path: Path, monkeypa
     config = load_default_config(tmp_path)
     config = replace(config, queue=replace(config.queue, journal_dir=tmp_path / "journal"))
     for _attempt in range(2):  # the second finds the stores unlocked: the first closed them
-        assert cli_main._serve(config) == ExitCode.STARTUP
+        assert router_cmds.serve(config) == ExitCode.STARTUP
         err = capsys.readouterr().err
         assert err.splitlines() == ["wavemq-edge: cannot start: unexpected RuntimeError: boom (--log-level DEBUG "
                                     "shows where)"], err

@@ -12,7 +12,17 @@ min/median/max), :mod:`.report`, :mod:`.common` (identities, tmpfs, the verify r
 
 from __future__ import annotations
 
-from .command import add_bench_parser, run_bench
-from .common import BenchError, BenchUsageError
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (wavemq_edge/lazy.py)
+
+if TYPE_CHECKING:
+    from .command import add_bench_parser, run_bench
+    from .common import BenchError, BenchUsageError
+else:
+    from ..lazy import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, {
+        ".command": ("add_bench_parser", "run_bench"),
+        ".common": ("BenchError", "BenchUsageError"),
+    })
 
 __all__ = ["BenchError", "BenchUsageError", "add_bench_parser", "run_bench"]

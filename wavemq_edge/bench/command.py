@@ -10,7 +10,10 @@ cheap.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: --help builds this parser
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["add_bench_parser", "run_bench"]
 
@@ -22,7 +25,7 @@ The router is pinned to CPU 0 and the load (pre-signed messages written from a b
 """
 
 
-def add_bench_parser(sub: Any) -> None:
+def add_bench_parser(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the ``bench`` subcommand to ``sub`` (the result of ``ArgumentParser.add_subparsers``)."""
     p = sub.add_parser("bench", help="measure a router: CPU per message, latency, memory, disk bytes",
                        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)

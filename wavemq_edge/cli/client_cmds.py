@@ -15,14 +15,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
 from ..client import (
@@ -35,17 +31,8 @@ from ..client import (
     resolve_namespace,
 )
 from ..uri import UriError, parse_pattern, parse_uri
-from ..wave import (
-    PSET_WAVEMQ,
-    Statement,
-    WaveError,
-    WaveStore,
-    build_proof,
-    create_attestation,
-    create_entity,
-    format_id,
-    save_entity_secret,
-)
+from ..wave import WaveError, create_entity, format_id
+from .event_loop import new_event_loop
 from .exit_codes import ExitCode
 
 __all__ = ["run_client_command"]
@@ -85,6 +72,8 @@ def _payload_text(data: bytes) -> str:
 
 
 def _json_line(msg: ReceivedMessage) -> str:
+    import json
+
     return json.dumps({
         "uri": msg.uri,
         "namespace": format_id(msg.namespace),
@@ -208,6 +197,8 @@ async def _status(args: argparse.Namespace) -> ExitCode:
     from ..ops.status_view import derive, render_status
 
     if args.json:
+        import json
+
         print(json.dumps(derive(status), sort_keys=True))
         return ExitCode.OK
     print(render_status(status))
@@ -219,72 +210,19 @@ async def _status(args: argparse.Namespace) -> ExitCode:
 
 
 async def _demo(args: argparse.Namespace) -> ExitCode:
-    from ..config import load_default_config
-    from ..ops import configure_logging
-    from ..server import Server as RouterService
+    from .demo import demo  # the demo runs a router in this process: the server is imported only for it
 
-    configure_logging("WARNING")
-    tmp = Path(tempfile.mkdtemp(prefix="wavemq-demo-"))
-    now = time.time()
-    year = 365 * 86400
-    # wv mke -o namespace.ent / service.ent ; wv rtgrant ... "wavemq:subscribe,publish,query@namespace.ent/*"
-    ns = create_entity(now, year, label="demo namespace")
-    service = create_entity(now, year, label="demo service")
-    save_entity_secret(tmp / "namespace.ent", ns)
-    save_entity_secret(tmp / "service.ent", service)
-    with WaveStore(tmp / "wave") as store:
-        store.put_entity(ns.entity)
-        store.put_entity(service.entity)
-        grant = Statement(PSET_WAVEMQ, frozenset({"subscribe", "publish", "query"}), ("*",))
-        store.put_attestation(create_attestation(ns, service.entity, ns.id, [grant], now=now, expiry_s=year))
-        # wv rtprove: built now, because the router (in this process) will hold the database open.
-        proof = build_proof(store, service.id, ns.id, [grant], now=now).to_bytes()
-    print(f"namespace {format_id(ns.id)}\nservice   {format_id(service.id)}\ndirectory {tmp}")
-    from dataclasses import replace
-
-    from ..config import ListenAddress, LocalConfig
-
-    # The crash journal belongs on tmpfs (/dev/shm where it exists), never on the demo's disk directory.
-    shm = Path("/dev/shm")
-    journal = Path(tempfile.mkdtemp(prefix="wavemq-demo-journal-", dir=shm if shm.is_dir() else tmp))
-    config = load_default_config(tmp / "state")
-    config = replace(config, local=LocalConfig(ListenAddress("127.0.0.1", 0), None),
-                     wave=replace(config.wave, database=tmp / "wave"),
-                     queue=replace(config.queue, journal_dir=journal))
-    router = RouterService(config)
-    ready = asyncio.Event()
-    serve = asyncio.create_task(router.serve(ready))
-    try:
-        await asyncio.wait_for(ready.wait(), CLIENT_TIMEOUT_S)
-        addr = router.listen_addresses[0]
-        print(f"router    {addr}")
-        client = await Client.connect(addr, entity=service, proofs=[proof], reconnect=False)
-        async with client, client.subscribe(ns.id, "demo/*") as sub:
-            for _ in range(5):
-                await client.publish(ns.id, "demo/hello", "hello world")
-            received = 0
-            async for msg in sub:
-                print(msg.text, flush=True)
-                received += 1
-                if received == 5:
-                    break
-    finally:
-        router.should_exit.set()
-        await asyncio.wait_for(serve, CLIENT_TIMEOUT_S)
-        import shutil
-
-        shutil.rmtree(journal, ignore_errors=True)
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return ExitCode.OK
+    return await demo(args)
 
 
+#: The commands that run an event loop for long (uvloop); the others make one request.
+_STREAMING: Final = ("sub", "demo")
 _COMMANDS: Final = {"pub": _pub, "sub": _sub, "query": _query, "unsub": _unsub, "status": _status, "demo": _demo}
 
 
-def run_client_command(args: argparse.Namespace,
-                       new_loop: Callable[[], asyncio.AbstractEventLoop]) -> ExitCode:
-    loop = new_loop()
+def run_client_command(args: argparse.Namespace) -> ExitCode:
+    # uvloop (~8 ms to import) pays off for a stream of deliveries, not for one request and its reply.
+    loop = new_event_loop() if args.command in _STREAMING else asyncio.new_event_loop()
     try:
         return loop.run_until_complete(_COMMANDS[args.command](args))
     except UsageError as exc:

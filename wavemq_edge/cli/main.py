@@ -6,36 +6,81 @@ bad argument, a bad config file or a refused connection: one line on stderr and 
 Exit codes (:class:`.exit_codes.ExitCode`): 0 success; 1 runtime failure; 2 bad usage or bad
 configuration (argparse's convention); 3 the router could not start (uvicorn's ``STARTUP_FAILURE``).
 
-``run`` starts the daemon in one place, :func:`_serve`; everything else here is argument parsing and
-printing. ``check-store`` reports the health of the stores without a router (``storage/store_health.py``).
-Environment variables read by the command line: ``WAVEMQ_EDGE_PROFILE`` (``run``: write a
-cProfile there, for ``wavemq-edge bench --profile``), and those of the client commands
-(:mod:`.client_cmds`).
+This module builds the parser and nothing else at import: each command's module is imported by its
+handler (``check-config``, ``check-store`` and ``run``: :mod:`.router_cmds`; the client commands:
+:mod:`.client_cmds`; ``bench``: :mod:`wavemq_edge.bench`), so ``--help`` loads no event loop, no crypto
+and no store, and ``run`` none of the client or bench code (``tests/cli/test_lazy_imports.py`` holds it
+to that). Environment variables: see :mod:`.router_cmds` and :mod:`.client_cmds`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Sequence
 
 from .. import __version__
-from ..client import DEFAULT_ROUTER
-from ..config import Config, ConfigError, LocalConfig, load_config, load_default_config, parse_listen_address
+from ..client.defaults import DEFAULT_ROUTER
 from .exit_codes import ExitCode
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see wavemq_edge/lazy.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["main"]
 
+_ROUTER_COMMANDS = ("check-config", "check-store", "run")
 _CLIENT_COMMANDS = ("pub", "sub", "query", "unsub", "status", "demo")
 
 
 # ---------------------------------------------------------------------- argument parsing
+
+
+def _path(text: str) -> os.PathLike[str]:
+    """The type of ``--state-dir``: a ``pathlib.Path`` (pathlib is imported only when one is given)."""
+    from pathlib import Path
+
+    return Path(text)
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it records its ``add_argument`` calls and makes them when it is first used
+    (its arguments parsed, its help or usage printed), so that starting one command builds the flags of
+    that command only. The ~80 flags of all commands, each with a help formatter and gettext look-ups,
+    cost a few milliseconds at every start, and the parser ``run`` keeps would hold them for months."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._deferred: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        """Record the flag (returns None while recording: nothing here uses the ``Action``)."""
+        if self._deferred is None:
+            return super().add_argument(*args, **kwargs)
+        self._deferred.append((args, kwargs))
+        return None
+
+    def _complete(self) -> None:
+        deferred, self._deferred = self._deferred, None
+        for args, kwargs in deferred or ():
+            super().add_argument(*args, **kwargs)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._complete()
+        return super().parse_known_args(*args, **kwargs)
+
+    def _parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._complete()  # where a Python version's subparsers action calls this one directly
+        return super()._parse_known_args(*args, **kwargs)
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -49,7 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wavemq-edge {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging threshold (default: INFO)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubcommandParser)
     _add_router_commands(sub)
     _add_client_commands(sub)
     from .mqtt_cmds import add_mqtt_commands
@@ -66,12 +111,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_router_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_router_commands(sub: argparse._SubParsersAction[_SubcommandParser]) -> None:
     check = sub.add_parser("check-config", help="validate a wavemq.toml and print the effective config",
                            description="Validate a wavemq.toml file and print the effective configuration "
                            "with every default filled in. Exit 0 if valid, 2 with the problems if not.")
     check.add_argument("file", nargs="?", help="config file (default: the embedded default)")
-    check.add_argument("--state-dir", type=Path,
+    check.add_argument("--state-dir", type=_path,
                        help="where default paths live (default: $WAVEMQ_STATE_DIR, $STATE_DIRECTORY, "
                        "$XDG_STATE_HOME/wavemq-edge or ~/.local/state/wavemq-edge)")
 
@@ -85,14 +130,14 @@ def _add_router_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     store.add_argument("paths", nargs="*", metavar="PATH",
                        help="a store directory, or a directory with queue/ and persist/")
     store.add_argument("--config", metavar="FILE", help="check the stores this config file names")
-    store.add_argument("--state-dir", type=Path, help="where default paths live (see check-config --help)")
+    store.add_argument("--state-dir", type=_path, help="where default paths live (see check-config --help)")
 
     run = sub.add_parser("run", help="run the router",
                          description="Run the router on CONFIG, or on the embedded default (loopback "
                          "listener 127.0.0.1:4516, data in the state directory) when no file is given. "
                          "SIGTERM or Ctrl-C stops it gracefully: stop accepting, flush queues, close stores.")
     run.add_argument("file", nargs="?", help="config file (default: the embedded default)")
-    run.add_argument("--state-dir", type=Path, help="where default paths live (see check-config --help)")
+    run.add_argument("--state-dir", type=_path, help="where default paths live (see check-config --help)")
     run.add_argument("--listen", metavar="ADDR",
                      help="override LocalConfig.listenAddr (host:port; port 0 picks a free port)")
 
@@ -112,7 +157,7 @@ def _client_args(p: argparse.ArgumentParser, entity: bool = True, namespace: boo
                        help="namespace entity file or its 48-character hash")
 
 
-def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_client_commands(sub: argparse._SubParsersAction[_SubcommandParser]) -> None:
     pub = sub.add_parser("pub", help="publish one message",
                          description="Publish MESSAGE (or standard input) to URI in the namespace.")
     _client_args(pub)
@@ -145,213 +190,6 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-# ---------------------------------------------------------------------- check-config and run
-
-
-def _load(file: str | None, state_dir: Path | None) -> Config:
-    if file is None:
-        from ..wave import default_database_path
-
-        # With no config file the router shares `wv`'s database ($WAVE_HOME or the per-user default),
-        # so grants and revocations made with `wv` reach it without further set-up.
-        config = load_default_config(state_dir)
-        return replace(config, wave=replace(config.wave, database=default_database_path()))
-    return load_config(file, state_dir)
-
-
-def _cmd_check_config(args: argparse.Namespace) -> ExitCode:
-    try:
-        config = _load(args.file, args.state_dir)
-    except ConfigError as exc:
-        print(f"wavemq-edge: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    sys.stdout.write(config.to_toml())
-    return ExitCode.OK
-
-
-def _store_dirs(args: argparse.Namespace) -> list[str]:
-    if not args.paths:
-        config = _load(args.config, args.state_dir)
-        return [str(config.queue.queue_data_store), str(config.routing.persist_data_store)]
-    out: list[str] = []
-    for path in args.paths:
-        if os.path.isfile(os.path.join(path, "data.mdb")):
-            out.append(path)
-        else:
-            out += [os.path.join(path, name) for name in ("queue", "persist")
-                    if os.path.isfile(os.path.join(path, name, "data.mdb"))]
-    return out
-
-
-def _cmd_check_store(args: argparse.Namespace) -> ExitCode:
-    """``wavemq-edge check-store``: one line per store; the walk runs in a forked child (LMDB aborts
-    the process on some damage), so a badly damaged file is reported, not fatal to the command."""
-    from ..storage.store_health import check_isolated
-
-    try:
-        dirs = _store_dirs(args)
-    except ConfigError as exc:
-        print(f"wavemq-edge: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    found = 0
-    status = ExitCode.OK
-    for path in dirs:
-        try:
-            health = check_isolated(path)
-        except OSError as exc:
-            print(f"wavemq-edge: {path}: cannot check: {exc}", file=sys.stderr)
-            status = ExitCode.FAILURE
-            continue
-        found += health.state != "absent"
-        print(health.line(), flush=True)
-        if not health.healthy:
-            status = ExitCode.FAILURE
-    if not found and status is ExitCode.OK:
-        print(f"wavemq-edge: no store found in {', '.join(args.paths or dirs)}", file=sys.stderr)
-        return ExitCode.USAGE
-    return status
-
-
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when importable (it is a dependency on Linux), else the stdlib loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
-def _cmd_run(args: argparse.Namespace) -> ExitCode:
-    try:
-        config = _load(args.file, args.state_dir)
-        if args.listen:
-            try:
-                addr = parse_listen_address(args.listen)
-            except ValueError as exc:
-                raise ConfigError("--listen", [f"{args.listen!r}: {exc}"]) from None
-            config = replace(config, local=LocalConfig(listen_addr=addr, unix_socket=config.local.unix_socket))
-    except ConfigError as exc:
-        print(f"wavemq-edge: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    from ..ops import configure_logging
-
-    configure_logging(args.log_level)
-    return _serve(config)
-
-
-def _serve(config: Config) -> ExitCode:
-    """Run the router daemon on ``config`` until it stops; print the banner once it is listening.
-
-    The one place the command line starts the daemon (``server.Server``).
-    """
-    from ..server import Server, StartupError
-
-    service = Server(config)
-    loop = _new_event_loop()
-    up = False
-
-    async def serve() -> None:
-        nonlocal up
-        ready = asyncio.Event()
-        task = asyncio.create_task(service.serve(ready))
-        waiter = asyncio.create_task(ready.wait())
-        try:
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            # A start-up failure ends ``task`` first: the waiter must not outlive the loop (asyncio
-            # would print "Task was destroyed but it is pending!" at exit).
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
-        if ready.is_set():
-            up = True
-            _print_banner(config, _Listening(
-                router_entity=service.router_entity.id if service.router_entity else None,
-                agents=tuple(service.listen_addresses),
-                peers=service.peer_address,
-                designated=len(service.core.tiering.designated) if service.core else 0,
-                metrics=getattr(service.ops, "metrics_address", ""),
-            ))
-        await task
-
-    try:
-        with _profiled():
-            loop.run_until_complete(serve())
-    except StartupError as exc:
-        print(f"wavemq-edge: cannot start: {exc}", file=sys.stderr)
-        return ExitCode.STARTUP
-    except Exception as exc:
-        if up:
-            raise
-        # A start-up failure nobody foresaw is still one line; the traceback is for --log-level DEBUG.
-        logging.getLogger("wavemq_edge.server").debug("event=startup_failed", exc_info=True)
-        print(f"wavemq-edge: cannot start: unexpected {type(exc).__name__}: {exc} (--log-level DEBUG shows "
-              f"where)", file=sys.stderr)
-        return ExitCode.STARTUP
-    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
-        return ExitCode.FAILURE
-    finally:
-        loop.close()
-    return ExitCode.OK
-
-
-@contextlib.contextmanager
-def _profiled() -> Iterator[None]:
-    """Profile the block into ``$WAVEMQ_EDGE_PROFILE`` when set (``wavemq-edge bench --profile``)."""
-    profile_path = os.environ.get("WAVEMQ_EDGE_PROFILE")
-    if not profile_path:
-        yield
-        return
-    import cProfile
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    try:
-        yield
-    finally:
-        profiler.disable()
-        profiler.dump_stats(profile_path)
-
-
-@dataclass(frozen=True)
-class _Listening:
-    """What the banner shows of a router that is up: its identity and where it listens."""
-
-    router_entity: bytes | None
-    agents: tuple[str, ...]
-    peers: str
-    designated: int
-    metrics: str
-
-
-def _print_banner(cfg: Config, up: _Listening) -> None:
-    from ..wave import format_id
-
-    rid = format_id(up.router_entity) if up.router_entity else "?"
-    lines = [
-        f"wavemq-edge {__version__} router {rid}",
-        f"  config:     {cfg.source}",
-    ]
-    for addr in up.agents:
-        lines.append(f"  listening:  {addr} (agents)")
-    if up.peers:
-        lines.append(f"  listening:  {up.peers} (peers: designated for {up.designated} namespace(s))")
-    for peer in cfg.routing.routers:
-        lines.append(f"  uplink:     {peer.namespace} -> {peer.address}")
-    if up.metrics:
-        lines.append(f"  metrics:    {up.metrics} (Prometheus /metrics)")
-    lines += [
-        f"  queues:     {cfg.queue.queue_data_store} (flush every {cfg.queue.flush_interval_s} s)",
-        f"  wave db:    {cfg.wave.database}",
-        "Try, in another terminal:",
-        f"  wavemq-edge status --router {up.agents[0] if up.agents else ''}",
-        "  wavemq-edge demo        (hello world end to end, with its own router)",
-        "Stop with Ctrl-C or SIGTERM.",
-    ]
-    print("\n".join(lines), flush=True)
-
-
 # ---------------------------------------------------------------------- entry point
 
 
@@ -373,12 +211,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Exit
     if args.command is None:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
-    if args.command == "check-config":
-        return _cmd_check_config(args)
-    if args.command == "check-store":
-        return _cmd_check_store(args)
-    if args.command == "run":
-        return _cmd_run(args)
+    if args.command in _ROUTER_COMMANDS:
+        from . import router_cmds
+
+        return router_cmds.COMMANDS[args.command](args)
     if args.command == "bench":
         return _cmd_bench(args)
     if args.command == "mqtt-passwd":
@@ -387,7 +223,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Exit
     if args.command in _CLIENT_COMMANDS:
         from .client_cmds import run_client_command
 
-        return run_client_command(args, _new_event_loop)
+        return run_client_command(args)
     parser.error(f"unknown command {args.command!r}")  # argparse exits; it rejects unknown commands first
 
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any
 
-from ..config.render import toml_value
-from ..config.values import validate_namespace_hash
-from ..mqtt.identity import hash_password
-from ..wave import WaveError, format_id, load_entity, load_entity_secret
 from .exit_codes import ExitCode
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`--help` stays light)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["add_mqtt_commands", "run_mqtt_passwd"]
 
 
-def add_mqtt_commands(sub: Any) -> None:
+def add_mqtt_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("mqtt-passwd", help="hash an MQTT device password and print its [[MqttConfig.User]] entry",
                        description="Prints a [[MqttConfig.User]] entry (argon2id passwordHash) to append to "
                        "wavemq.toml. The password is read from the terminal, or one line of standard input.")
@@ -47,6 +46,9 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _namespace(text: str) -> str:
+    from ..config.values import validate_namespace_hash
+    from ..wave import WaveError, format_id, load_entity
+
     try:
         validate_namespace_hash(text)
         return text
@@ -59,6 +61,11 @@ def _namespace(text: str) -> str:
 
 
 def run_mqtt_passwd(args: argparse.Namespace) -> ExitCode:
+    # imported here: the parser is built for every command (`--help` stays light)
+    from ..config.render import toml_value
+    from ..mqtt.identity import hash_password
+    from ..wave import WaveError, load_entity_secret
+
     try:
         if not args.username or any(c in args.username for c in "\"\n\x00"):
             raise ValueError(f"user name {args.username!r}: must be non-empty, without quotes or control characters")

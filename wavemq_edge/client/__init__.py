@@ -35,18 +35,35 @@ correlation, delivery bookkeeping; its ``events.py``); ``connection.py`` is ``Cl
 with the reconnect logic; ``messages.py`` what the user receives; ``proofs.py`` where proofs come from.
 """
 
-from .connection import BACKOFF_MAX_S, BACKOFF_MIN_S, CONNECT_TIMEOUT_S, DEFAULT_ROUTER, READ_BYTES, Client
-from .errors import (
-    ClientError,
-    ConnectionClosed,
-    LocalProtocolError,
-    RequestRefused,
-    RouterProtocolError,
-    StorageFull,
-    SubscriptionEnded,
-)
-from .messages import ReceivedMessage, Subscription, resolve_namespace
-from .protocol import ClientProtocol, ClientState
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (wavemq_edge/lazy.py)
+
+if TYPE_CHECKING:
+    from .connection import BACKOFF_MAX_S, BACKOFF_MIN_S, CONNECT_TIMEOUT_S, READ_BYTES, Client
+    from .defaults import DEFAULT_ROUTER
+    from .errors import (
+        ClientError,
+        ConnectionClosed,
+        LocalProtocolError,
+        RequestRefused,
+        RouterProtocolError,
+        StorageFull,
+        SubscriptionEnded,
+    )
+    from .messages import ReceivedMessage, Subscription, resolve_namespace
+    from .protocol import ClientProtocol, ClientState
+else:
+    from ..lazy import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, {
+        ".connection": ("BACKOFF_MAX_S", "BACKOFF_MIN_S", "CONNECT_TIMEOUT_S", "READ_BYTES", "Client"),
+        ".defaults": ("DEFAULT_ROUTER",),
+        ".errors": (
+            "ClientError", "ConnectionClosed", "LocalProtocolError", "RequestRefused", "RouterProtocolError",
+            "StorageFull", "SubscriptionEnded",
+        ),
+        ".messages": ("ReceivedMessage", "Subscription", "resolve_namespace"),
+        ".protocol": ("ClientProtocol", "ClientState"),
+    })
 
 __all__ = [
     "BACKOFF_MAX_S",

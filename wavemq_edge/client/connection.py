@@ -19,12 +19,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Final, TypeVar
 
@@ -40,6 +37,7 @@ from ..wave import (
     sign_unsubscribe,
 )
 from ..wire import NEED_DATA, ErrorCode, FrameType
+from .defaults import DEFAULT_ROUTER
 from .errors import ClientError, ConnectionClosed, RequestRefused, RouterProtocolError, SubscriptionEnded, refused
 from .events import (
     Accepted,
@@ -62,7 +60,6 @@ __all__ = ["BACKOFF_MAX_S", "BACKOFF_MIN_S", "CONNECT_TIMEOUT_S", "DEFAULT_ROUTE
 
 log = logging.getLogger("wavemq_edge.client")
 
-DEFAULT_ROUTER: Final = "127.0.0.1:4516"
 #: Bytes asked of the socket per read: a few maximal-size deliveries of the router's default frame.
 READ_BYTES: Final = 65536
 BACKOFF_MIN_S: Final = 0.2
@@ -91,7 +88,7 @@ class Client:
         self.reconnect = reconnect
         self.router_id = b""
         self.inflight_window = 0
-        self._proofs = ProofFinder(entity.id, proofs, Path(wave_db) if wave_db is not None else None)
+        self._proofs = ProofFinder(entity.id, proofs, wave_db)
         self._proofs_sent: set[bytes] = set()
         #: every proof this client sent, re-sent after a reconnect before pending publishes
         self._proofs_known: dict[bytes, bytes] = {}
@@ -307,6 +304,8 @@ class Client:
             self._reconnect_task = asyncio.create_task(self._reconnect_loop())
 
     async def _reconnect_loop(self) -> None:
+        import random  # only a client that lost its router needs it (a one-shot command never does)
+
         delay = BACKOFF_MIN_S
         while not self._closed:
             await asyncio.sleep(delay * (0.5 + random.random()))
@@ -424,7 +423,7 @@ class Client:
         ns = resolve_namespace(namespace)
         parse_pattern(pattern)
         ephemeral = identifier is None
-        ident = identifier if identifier is not None else "tmp-" + uuid.uuid4().hex
+        ident = identifier if identifier is not None else "tmp-" + os.urandom(16).hex()
         return Subscription(self, ns, pattern, ident, ephemeral, auto_ack)
 
     async def _subscribe(self, sub: Subscription) -> None:

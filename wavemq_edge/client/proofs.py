@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Final
 
-from ..uri import parse_pattern
+from ..uri import Pattern, parse_pattern
 from ..wave import (
     PSET_WAVEMQ,
     NoProofError,
@@ -16,9 +15,7 @@ from ..wave import (
     Statement,
     VerificationError,
     WaveError,
-    WaveStore,
     build_proof,
-    default_database_path,
     format_id,
     load_object,
     verify_proof,
@@ -47,7 +44,7 @@ def load_proofs(proofs: Sequence[str | os.PathLike[str] | bytes]) -> list[bytes]
 
 
 class ProofFinder:
-    def __init__(self, entity_id: bytes, proofs: Sequence[bytes], wave_db: Path | None) -> None:
+    def __init__(self, entity_id: bytes, proofs: Sequence[bytes], wave_db: str | os.PathLike[str] | None) -> None:
         self.entity_id = entity_id
         self.wave_db = wave_db
         self.given = [(raw, Proof.from_bytes(raw)) for raw in proofs]
@@ -68,7 +65,17 @@ class ProofFinder:
                 continue
             self._cache[key] = raw
             return raw
-        db = self.wave_db or Path(os.environ.get("WAVE_HOME") or default_database_path())
+        return self._build(key, namespace, permission, resource, pattern, now)
+
+    def _build(self, key: tuple[bytes, str, str], namespace: bytes, permission: str, resource: str,
+               pattern: Pattern, now: float) -> bytes:
+        """The proof built from the WAVE database (the store, and so LMDB, is imported here: a client given
+        proof files never loads it, nor pathlib)."""
+        from pathlib import Path
+
+        from ..wave import WaveStore, default_database_path
+
+        db = Path(self.wave_db or os.environ.get("WAVE_HOME") or default_database_path())
         if not db.exists():
             raise ClientError(
                 f"no proof for wavemq:{permission}@{format_id(namespace)}/{resource}: none of the given proof files "

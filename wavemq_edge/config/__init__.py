@@ -15,25 +15,42 @@ settings from it (through ``server/derive.py``, which turns a ``Config`` into ea
 
 from __future__ import annotations
 
-from .environment import Environment
-from .errors import ConfigError
-from .load import load_config, load_default_config, parse_config
-from .model import (
-    BudgetConfig,
-    Config,
-    LimitsConfig,
-    ListenAddress,
-    LocalConfig,
-    MetricsConfig,
-    PeerConfig,
-    QueueConfig,
-    RouterPeer,
-    RoutingConfig,
-    StorageProvider,
-    WaveConfig,
-)
-from .render import default_config_toml
-from .values import parse_listen_address, validate_namespace_hash
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (wavemq_edge/lazy.py)
+
+if TYPE_CHECKING:
+    from .environment import Environment
+    from .errors import ConfigError
+    from .load import load_config, load_default_config, parse_config
+    from .model import (
+        BudgetConfig,
+        Config,
+        LimitsConfig,
+        ListenAddress,
+        LocalConfig,
+        MetricsConfig,
+        PeerConfig,
+        QueueConfig,
+        RouterPeer,
+        RoutingConfig,
+        StorageProvider,
+        WaveConfig,
+    )
+    from .render import default_config_toml
+    from .values import parse_listen_address, validate_namespace_hash
+else:
+    from ..lazy import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, {
+        ".environment": ("Environment",),
+        ".errors": ("ConfigError",),
+        ".load": ("load_config", "load_default_config", "parse_config"),
+        ".model": (
+            "BudgetConfig", "Config", "LimitsConfig", "ListenAddress", "LocalConfig", "MetricsConfig", "PeerConfig",
+            "QueueConfig", "RouterPeer", "RoutingConfig", "StorageProvider", "WaveConfig",
+        ),
+        ".render": ("default_config_toml",),
+        ".values": ("parse_listen_address", "validate_namespace_hash"),
+    })
 
 __all__ = [
     "BudgetConfig",

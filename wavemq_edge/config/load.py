@@ -22,7 +22,6 @@ directory comes from it, and the result rides on ``Config.environment`` to the p
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -178,6 +177,8 @@ def _unit(unit: str, amount: float) -> str:
 
 
 def _suggest(name: str, candidates: list[str], kind: str) -> str:
+    import difflib  # only a config with a misspelt name needs it, not the router that loaded one
+
     lowered = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
     return f"; did you mean {lowered[close[0]]!r}?" if close else f"; known {kind}s: {', '.join(candidates)}"

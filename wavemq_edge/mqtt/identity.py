@@ -19,8 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Final
 
+import nacl.bindings
 import nacl.exceptions
-import nacl.pwhash
 
 from ..lru import LRU
 from ..uri import Pattern
@@ -40,14 +40,16 @@ __all__ = ["MqttUser", "MqttUsers", "PasswordCheck", "hash_password", "load_user
 
 #: argon2id cost of new hashes: libsodium's "interactive" limits (64 MiB, 2 passes), what a Pi 3 can
 #: afford at each device connection.
-OPSLIMIT: Final = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
-MEMLIMIT: Final = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+OPSLIMIT: Final = nacl.bindings.crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE
+MEMLIMIT: Final = nacl.bindings.crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE
 #: verified (hash, password) digests remembered
 _VERIFIED_CACHE: Final = 256
 _PROOF_CACHE: Final = 256
 
 
 def hash_password(password: str | bytes) -> str:
+    import nacl.pwhash  # only where passwords are hashed or checked: `run` without MQTT never loads it
+
     pw = password.encode("utf-8") if isinstance(password, str) else password
     return nacl.pwhash.argon2id.str(pw, opslimit=OPSLIMIT, memlimit=MEMLIMIT).decode("ascii")
 
@@ -67,6 +69,8 @@ def verified_before(password_hash: str, password: bytes) -> bool:
 
 def verify_password(password_hash: str, password: bytes) -> bool:
     """argon2id verification (slow by design: the glue runs it off the event loop), remembered on success."""
+    import nacl.pwhash
+
     digest = _digest(password_hash, password)
     if _verified.get(digest):
         return True

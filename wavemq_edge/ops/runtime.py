@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import gc
 import logging
@@ -114,6 +112,9 @@ def cgroup_memory_max(proc_root: Path = Path("/proc"), cgroup_root: Path = Path(
 @functools.cache
 def _libc_malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``: not per sample)."""
+    import ctypes  # on first use only: ctypes costs the idle router ~0.5 MB
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     if not name:
         return None

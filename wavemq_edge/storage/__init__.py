@@ -5,35 +5,59 @@ See ``README.md`` in this directory for the model, the durability guarantee and 
 
 from __future__ import annotations
 
-from .backend import Backend, FlushBatch, LmdbQueueBackend, MemoryBackend
-from .dedup import DedupWindow
-from .disk_space import DiskSpace, free_space, stored_bytes
-from .errors import (
-    CorruptStoreError,
-    JournalError,
-    QueueExistsError,
-    StorageError,
-    StoreLockedError,
-    TooManyQueuesError,
-    UnexpectedFilesError,
-    UnknownQueueError,
-)
-from .journal import JournalReport, is_tmpfs
-from .lmdb_env import StorageFullError, StorageWriteError
-from .options import (
-    FLUSH_BYTES,
-    FLUSH_INTERVAL_S,
-    QUEUE_EXPIRY_S,
-    SUBSCRIPTION_LIMITS,
-    TRUNK_LIMITS,
-    DedupOptions,
-    QueueKind,
-    QueueLimits,
-    StoreOptions,
-)
-from .persist import PersistOptions, PersistStore, QueryResult
-from .queue_store import FlushOutcome, QueueExpired, QueueStore, StoreStats
-from .ring_queue import DropReason, QueueStats
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (wavemq_edge/lazy.py)
+
+if TYPE_CHECKING:
+    from .backend import Backend, FlushBatch, LmdbQueueBackend, MemoryBackend
+    from .dedup import DedupWindow
+    from .disk_space import DiskSpace, free_space, stored_bytes
+    from .errors import (
+        CorruptStoreError,
+        JournalError,
+        QueueExistsError,
+        StorageError,
+        StoreLockedError,
+        TooManyQueuesError,
+        UnexpectedFilesError,
+        UnknownQueueError,
+    )
+    from .journal import JournalReport, is_tmpfs
+    from .lmdb_env import StorageFullError, StorageWriteError
+    from .options import (
+        FLUSH_BYTES,
+        FLUSH_INTERVAL_S,
+        QUEUE_EXPIRY_S,
+        SUBSCRIPTION_LIMITS,
+        TRUNK_LIMITS,
+        DedupOptions,
+        QueueKind,
+        QueueLimits,
+        StoreOptions,
+    )
+    from .persist import PersistOptions, PersistStore, QueryResult
+    from .queue_store import FlushOutcome, QueueExpired, QueueStore, StoreStats
+    from .ring_queue import DropReason, QueueStats
+else:
+    from ..lazy import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, {
+        ".backend": ("Backend", "FlushBatch", "LmdbQueueBackend", "MemoryBackend"),
+        ".dedup": ("DedupWindow",),
+        ".disk_space": ("DiskSpace", "free_space", "stored_bytes"),
+        ".errors": (
+            "CorruptStoreError", "JournalError", "QueueExistsError", "StorageError", "StoreLockedError",
+            "TooManyQueuesError", "UnexpectedFilesError", "UnknownQueueError",
+        ),
+        ".journal": ("JournalReport", "is_tmpfs"),
+        ".lmdb_env": ("StorageFullError", "StorageWriteError"),
+        ".options": (
+            "FLUSH_BYTES", "FLUSH_INTERVAL_S", "QUEUE_EXPIRY_S", "SUBSCRIPTION_LIMITS", "TRUNK_LIMITS", "DedupOptions",
+            "QueueKind", "QueueLimits", "StoreOptions",
+        ),
+        ".persist": ("PersistOptions", "PersistStore", "QueryResult"),
+        ".queue_store": ("FlushOutcome", "QueueExpired", "QueueStore", "StoreStats"),
+        ".ring_queue": ("DropReason", "QueueStats"),
+    })
 
 __all__ = [
     "FLUSH_BYTES",

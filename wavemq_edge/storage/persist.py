@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import uuid
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -123,6 +122,8 @@ class PersistStore:
             router_id = txn.get(b"router_id", db=meta)
             gen = txn.get(b"journal_gen", db=meta)
         if store_id is None or router_id is None:
+            import uuid  # a new store only
+
             store_id = store_id or os.urandom(16)
             router_id = router_id or str(uuid.uuid4()).encode("ascii")
             with denv.env.begin(write=True, db=meta) as txn:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import json
 import logging
 import os
 import signal
@@ -176,6 +175,8 @@ def check_isolated(path: str, probe: bool = True) -> StoreHealth:
     or the command down. The child's stderr (LMDB's assertion text) becomes the error."""
     if not os.path.isfile(os.path.join(path, "data.mdb")):
         return StoreHealth(path=path, state="absent")
+    import json
+
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()

@@ -21,10 +21,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Final
 
+import nacl.bindings
 import nacl.exceptions
-import nacl.pwhash.argon2id as argon2id
 from nacl.public import PrivateKey
-from nacl.secret import Aead
 from nacl.signing import SigningKey, VerifyKey
 
 from .canonical import CborValue, decode, encode
@@ -50,8 +49,11 @@ MAX_SECRET_BYTES: Final = 2048
 MAX_NAME_BYTES: Final = 128
 NONCE_BYTES: Final = 16
 #: argon2id "interactive" limits: 64 MiB of memory fits a 1 GB Pi and takes ~0.1-0.5 s there.
-DEFAULT_OPSLIMIT: Final = argon2id.OPSLIMIT_INTERACTIVE
-DEFAULT_MEMLIMIT_BYTES: Final = argon2id.MEMLIMIT_INTERACTIVE
+#: (``nacl.pwhash.argon2id``'s constants, read from ``nacl.bindings`` so that loading an entity without a
+#: passphrase does not import the KDF modules: ``_kdf_key`` does, when a passphrase is used.)
+DEFAULT_OPSLIMIT: Final = nacl.bindings.crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE
+DEFAULT_MEMLIMIT_BYTES: Final = nacl.bindings.crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE
+_SALT_BYTES: Final = nacl.bindings.crypto_pwhash_SALTBYTES
 #: A secret file names its own KDF cost; refuse costs that would exhaust a gateway (a hostile file must
 #: not be able to ask for 4 GiB of RAM).
 MAX_MEMLIMIT_BYTES: Final = 256 * 1024 * 1024
@@ -156,8 +158,10 @@ class EntitySecret:
         }
         keyring: dict[int, CborValue]
         if passphrase:
-            salt = os.urandom(argon2id.SALTBYTES)
-            key = argon2id.kdf(Aead.KEY_SIZE, passphrase.encode("utf-8"), salt, opslimit=opslimit, memlimit=memlimit)
+            from nacl.secret import Aead
+
+            salt = os.urandom(_SALT_BYTES)
+            key = _kdf_key(passphrase, salt, opslimit, memlimit)
             nonce = os.urandom(Aead.NONCE_SIZE)
             ct = Aead(key).encrypt(encode(plain), aad=self.entity.id, nonce=nonce).ciphertext
             keyring = {10: _KDF_NAME, 11: opslimit, 12: memlimit, 13: salt, 14: nonce, 15: ct}
@@ -185,21 +189,30 @@ class EntitySecret:
 
 
 
+def _kdf_key(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    """The keyring's key: argon2id of the passphrase (``nacl.pwhash`` is imported here, when needed)."""
+    import nacl.pwhash.argon2id as argon2id
+    from nacl.secret import Aead
+
+    return argon2id.kdf(Aead.KEY_SIZE, passphrase.encode("utf-8"), salt, opslimit=opslimit, memlimit=memlimit)
+
+
 def _open_keyring(keyring: dict[int, CborValue], entity: Entity, passphrase: str | None) -> dict[int, CborValue]:
+    from nacl.secret import Aead
+
     what = "encrypted keyring"
     check_keys(keyring, range(10, 16), what)
     if get_text(keyring, 10, "kdf", what, 32) != _KDF_NAME:
         raise VerificationError(Reason.MALFORMED, f"{what}: unsupported KDF {keyring[10]!r}")
     opslimit = get_uint(keyring, 11, "opslimit", what, MAX_OPSLIMIT)
     memlimit = get_uint(keyring, 12, "memlimit", what, MAX_MEMLIMIT_BYTES)
-    salt = get_bytes(keyring, 13, "salt", what, argon2id.SALTBYTES)
+    salt = get_bytes(keyring, 13, "salt", what, _SALT_BYTES)
     nonce = get_bytes(keyring, 14, "nonce", what, Aead.NONCE_SIZE)
     ct = get_bytes(keyring, 15, "ciphertext", what)
     if not passphrase:
         raise PassphraseError("the entity secret is passphrase-protected; give --passphrase")
     try:
-        key = argon2id.kdf(Aead.KEY_SIZE, passphrase.encode("utf-8"), salt, opslimit=opslimit, memlimit=memlimit)
-        plain = Aead(key).decrypt(ct, aad=entity.id, nonce=nonce)
+        plain = Aead(_kdf_key(passphrase, salt, opslimit, memlimit)).decrypt(ct, aad=entity.id, nonce=nonce)
     except nacl.exceptions.CryptoError:
         raise PassphraseError("wrong passphrase for the entity secret (or the file is corrupted)") from None
     value = decode(plain)

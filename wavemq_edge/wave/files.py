@@ -8,7 +8,6 @@ is never readable by others, even briefly.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Final, Union
 
 from .armor import (
@@ -72,14 +71,14 @@ _LABEL_BY_TYPE: Final = {v: k for k, v in _TYPE_BY_LABEL.items()}
 
 def read_payload(path: str | os.PathLike[str]) -> tuple[ObjectType, bytes]:
     """The envelope type and bytes in a file, armored or raw."""
-    p = Path(path)
+    p = os.fspath(path)
     try:
-        with p.open("rb") as f:
+        with open(p, "rb") as f:
             data = f.read(MAX_ARMORED_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror}") from None
     if is_armored(data):
-        label, payload = dearmor(data, str(p))
+        label, payload = dearmor(data, p)
         return _TYPE_BY_LABEL[label], payload
     if not data:
         raise ArmorError(f"{p}: empty file")

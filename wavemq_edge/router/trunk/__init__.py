@@ -39,9 +39,20 @@ exponential backoff and jitter. Inputs: ``receive_bytes(data, now, wall)``, ``ha
 ``next_deadline()``; outputs: ``prepare_output(now)`` then ``bytes_to_send()``, and ``closing``.
 """
 
-from .end import TrunkEnd, TrunkOptions
-from .peer import PeerSession
-from .uplink import Uplink, UplinkSession, UplinkSet, UplinkStats, UplinkStatus
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (wavemq_edge/lazy.py)
+
+if TYPE_CHECKING:
+    from .end import TrunkEnd, TrunkOptions
+    from .peer import PeerSession
+    from .uplink import Uplink, UplinkSession, UplinkSet, UplinkStats, UplinkStatus
+else:
+    from ...lazy import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, {
+        ".end": ("TrunkEnd", "TrunkOptions"),
+        ".peer": ("PeerSession",),
+        ".uplink": ("Uplink", "UplinkSession", "UplinkSet", "UplinkStats", "UplinkStatus"),
+    })
 
 __all__ = ["PeerSession", "TrunkEnd", "TrunkOptions", "Uplink", "UplinkSession", "UplinkSet", "UplinkStats",
            "UplinkStatus"]
