@@ -123,6 +123,7 @@ def today_store_and_persist(cfg: Config) -> tuple[StoreOptions, PersistOptions]:
         flush_bytes=cfg.queue.flush_size_mb * MIB,
         max_queues=max(1024, cfg.limits.max_connections * 2),
         shed_when_full=cfg.queue.on_disk_full == "drop-oldest",
+        flush_settle_s=0.5,  # the router leaves messages still in flight for the next flush
     )
     journal_dir = str(cfg.queue.journal_dir) if cfg.queue.journal_dir is not None else None
     persist = PersistOptions(path=str(cfg.routing.persist_data_store), journal_dir=journal_dir,

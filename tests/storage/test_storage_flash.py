@@ -103,3 +103,28 @@ def test_backlog_costs_at_most_twice_item_plus_key_per_flush(store_path: str, jo
     print(f"\nbacklog: device bytes per {PAYLOAD}-byte item per flush: {[round(x, 1) for x in per_item]}")
     assert max(per_item) <= 2 * (PAYLOAD + KEY_OVERHEAD)
     s.close(now)
+
+
+def test_a_flush_leaves_items_still_in_flight_for_the_next_one(journal_dir: str) -> None:
+    """At a steady flow the message in flight to a consumer when a flush starts is acknowledged a moment
+    later: the flush leaves items younger than ``flush_settle_s`` (in the journal) for the next flush,
+    which writes them if they are still there, so nothing waits more than one window plus the settle."""
+    from wavemq_edge.storage import MemoryBackend
+
+    backend = MemoryBackend()
+    opts = StoreOptions(path="(memory)", journal_dir=journal_dir, flush_interval_s=5.0, flush_settle_s=0.5)
+    s = QueueStore(backend, opts, 0.0, 1_700_000_000.0)
+    s.create_queue("sub", QueueKind.SUBSCRIPTION, QueueLimits(100, 1 << 20), 0.0)
+    s.flush(0.0)
+    commits = backend.commits
+    acked = s.append("sub", b"old, acknowledged", 1.0)
+    s.ack("sub", acked, 1.1)
+    s.append("sub", b"in flight", 4.9)  # delivered, not yet acknowledged, when the flush starts
+    s.flush(5.0)
+    assert backend.commits == commits  # nothing settled needs writing: no transaction at all
+    assert s.next_flush_deadline() is not None  # the young item keeps a flush coming
+    s.flush(10.0)  # never acknowledged: the next flush writes it
+    assert backend.commits == commits + 1
+    s.abandon()
+    s = QueueStore(backend, StoreOptions(path="(memory)", journal_dir=""), 11.0, 1_700_000_011.0)
+    assert [item for _seq, item in s.peek("sub", 0, 10)] == [b"in flight"]

@@ -213,8 +213,13 @@ def _paced(run: RouterRun, args: argparse.Namespace) -> dict[str, float]:
     _reset(d, prefix)
     n = max(100, int(args.paced_rate * args.paced_seconds))
     deadline = time.monotonic() + PHASE_TIMEOUT_S
-    sub = run.procs.worker("sub", run.address, d, run.entity, messages=n, prefix=prefix, latency=True)
+    # durable (an identifier): the subscriber's exit does not remove its queue inside the measured window
+    sub = run.procs.worker("sub", run.address, d, run.entity, messages=n, prefix=prefix, latency=True,
+                           identifier="paced")
     wait_for_file(d / f"sub-{prefix}.ready", sub)
+    # the new subscription (and the previous phase's clean-up) are durable changes: their flush belongs
+    # before the measured window, which counts only what delivering messages costs
+    _await_flush(run, args, status_int(router_status(run.status_address), "flushes"))
     pub = run.procs.worker("pub", run.address, d, run.entity, messages=n, rate=args.paced_rate, prefix=prefix)
     wait_for_file(d / f"pub-{prefix}-0.ready", pub, timeout=_sign_timeout(n))
     flushes0 = status_int(router_status(run.status_address), "flushes")

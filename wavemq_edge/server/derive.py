@@ -28,7 +28,7 @@ from ..ops.budget import BudgetSettings, FitInputs, replay_window_entries
 from ..router import OnDiskFull, RouterOptions
 from ..router.trunk import TrunkOptions
 from ..storage import PersistOptions, QueueLimits, StoreOptions
-from ..storage.options import DEFAULT_MAX_MAP_SIZE
+from ..storage.options import DEFAULT_MAX_MAP_SIZE, FLUSH_SETTLE_S
 
 __all__ = [
     "AgentServerOptions",
@@ -97,6 +97,7 @@ def store_options(config: Config) -> StoreOptions:
         flush_bytes=q.flush_size_mb * MIB,
         max_queues=max(MIN_MAX_QUEUES, config.limits.max_connections * 2),
         shed_when_full=q.on_disk_full == OnDiskFull.DROP_OLDEST.value,
+        flush_settle_s=FLUSH_SETTLE_S,
     )
 
 

@@ -24,6 +24,7 @@ still accepted. Items older than ``expiry_s`` are dropped (``expired``) by ``exp
 
 from __future__ import annotations
 
+import math
 from array import array
 from dataclasses import dataclass
 from enum import IntEnum
@@ -299,18 +300,24 @@ class RingQueue:
 
     # ----------------------------------------------------------------- flush
 
-    def plan_flush(self) -> FlushPlanEntry:
-        """The delta from the durable range to the live range. Pure: ``complete_flush`` applies it."""
+    def plan_flush(self, settled_before: float = math.inf) -> FlushPlanEntry:
+        """The delta from the durable range to the live range. Pure: ``complete_flush`` applies it.
+        Items enqueued after ``settled_before`` wait for the next flush (they are in the journal): one
+        still in flight to a consumer when the flush starts is usually acknowledged a moment later, and
+        writing it would cost a whole commit."""
         delete_to = min(self.head, self.disk_tail)
         start = max(self.head, self.disk_tail)
         base = self._base
         times = self._times
         pending = self.pending
-        items = [(seq, times[seq - base], pending[seq]) for seq in range(start, self.tail)]
-        if self.tail > self.head:
-            new_head, new_tail = self.head, self.tail
+        cut = self.tail
+        while cut > start and times[cut - 1 - base] > settled_before:
+            cut -= 1
+        items = [(seq, times[seq - base], pending[seq]) for seq in range(start, cut)]
+        if cut > self.head:
+            new_head, new_tail = self.head, cut
         else:
-            new_head = new_tail = self.tail
+            new_head = new_tail = self.head
         return FlushPlanEntry(
             incarnation=self.incarnation,
             delete_from=self.disk_head,
