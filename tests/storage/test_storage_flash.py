@@ -128,3 +128,23 @@ def test_a_flush_leaves_items_still_in_flight_for_the_next_one(journal_dir: str)
     s.abandon()
     s = QueueStore(backend, StoreOptions(path="(memory)", journal_dir=""), 11.0, 1_700_000_011.0)
     assert [item for _seq, item in s.peek("sub", 0, 10)] == [b"in flight"]
+
+
+def test_an_item_left_for_the_next_flush_survives_a_crash_right_after_this_one(journal_dir: str) -> None:
+    """The flush drops the journal segments it covers: an item it left for the next flush is carried
+    into the fresh segment, so a kill -9 between the two flushes loses nothing."""
+    from wavemq_edge.storage import MemoryBackend
+
+    backend = MemoryBackend()
+    opts = StoreOptions(path="(memory)", journal_dir=journal_dir, flush_interval_s=5.0, flush_settle_s=0.5)
+    s = QueueStore(backend, opts, 0.0, 1_700_000_000.0)
+    s.create_queue("sub", QueueKind.SUBSCRIPTION, QueueLimits(100, 1 << 20), 0.0)
+    s.flush(0.0)
+    s.append("sub", b"settled", 1.0)
+    s.append("sub", b"young 1", 4.8)
+    s.append("sub", b"young 2", 4.9)
+    s.flush(5.0)  # writes "settled", leaves the young ones, drops the old journal segment
+    s.abandon()  # kill -9 before the next flush
+    s = QueueStore(backend, opts, 6.0, 1_700_000_006.0)
+    assert [item for _seq, item in s.peek("sub", 0, 10)] == [b"settled", b"young 1", b"young 2"]
+    s.close(7.0)

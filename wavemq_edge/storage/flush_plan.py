@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Final
 
 from .backend import FlushBatch
 from .options import StoreOptions
-from .recovery import _DEDUP, _REC_DEDUP, _REC_TAIL, _TAIL
+from .recovery import _APPEND, _DEDUP, _REC_APPEND, _REC_DEDUP, _REC_TAIL, _TAIL
 
 if TYPE_CHECKING:
     from .queue_store import QueueStore
+    from .ring_queue import RingQueue
 
 __all__ = ["RAM_LIMIT_FLUSHES", "plan_flush", "ram_limit_bytes"]
 
@@ -50,6 +51,7 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
     batch.headers = [(qid, None) for qid in sorted(store._removed_headers) if qid not in store._queues]
     settled_before = math.inf if final else now - store.options.flush_settle_s
     deferred = False
+    left: list[tuple[RingQueue, int]] = []  # queues with items left for the next flush, from that seq
     for q in store._queues.values():
         if q.header_dirty:
             batch.headers.append((q.queue_id, store._header(q)))
@@ -59,7 +61,9 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
             q.has_db = True  # the header and the database are created in the same transaction
         if q.pending or q.disk_head < min(q.head, q.disk_tail):
             entry = q.plan_flush(settled_before)
-            deferred = deferred or entry.new_tail < q.tail
+            if entry.new_tail < q.tail:
+                deferred = True
+                left.append((q, max(entry.new_tail, q.head)))
             batch.entries.append(entry)
             batch.item_count += len(entry.items)
             for _seq, _when, item in entry.items:
@@ -75,6 +79,15 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
         ]
         if tails:
             journal.write_many(tails)
+        # Items left for the next flush: their append records are in the segments this flush drops,
+        # so they are written again into the fresh one (replay skips a sequence it already has).
+        appends = [
+            _APPEND.pack(_REC_APPEND, q.incarnation, seq, q.enqueue_time(seq) + store._offset) + q.pending[seq]
+            for q, first in left
+            for seq in range(first, q.tail)
+        ]
+        if appends:
+            journal.write_many(appends)
     # Enqueue times travel to disk as wall-clock seconds.
     offset = store._offset
     for entry in batch.entries:

@@ -300,6 +300,10 @@ class RingQueue:
 
     # ----------------------------------------------------------------- flush
 
+    def enqueue_time(self, seq: int) -> float:
+        """When live item ``seq`` was enqueued (loop clock)."""
+        return self._times[seq - self._base]
+
     def plan_flush(self, settled_before: float = math.inf) -> FlushPlanEntry:
         """The delta from the durable range to the live range. Pure: ``complete_flush`` applies it.
         Items enqueued after ``settled_before`` wait for the next flush (they are in the journal): one
