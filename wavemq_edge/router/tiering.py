@@ -6,7 +6,8 @@ agent's path: the signer's entity comes from the proof, and a stored object may 
 ``queueExpiry``).
 
 Designated-router side: ``publish_from_site`` (designated namespace, duplicate by id in the persisted
-dedup window, since resends after a reconnect are expected; signature; proof), ``subscribe_from_site``
+dedup window, since resends after a reconnect are expected; signature; proof; the id is recorded after
+the message is queued, so a crash in between repeats it rather than loses it), ``subscribe_from_site``
 and ``unsubscribe_from_site`` (a subscription signed by its subscriber and bound to the site by its
 ``router_id``; idempotent, because it is re-sent after every reconnect), ``query_from_site``.
 
@@ -87,9 +88,13 @@ class Tiering:
         self._admission.forwarded(msg, proof, msg.proof_id, wall, Age.STORED)
         self._admission.check_proof(proof, subject=msg.src, namespace=msg.namespace, permission="publish",
                                     resource=msg.resource, wall=wall)
-        dedup.seen_or_add(msg.msg_id, now)
         self._proofs.remember(msg.proof_id, proof, now)
-        return self._fanout.accept(msg, now, from_site=site_id)
+        result = self._fanout.accept(msg, now, from_site=site_id)
+        # Only now, with the message in its queues' journal: a DR killed between the two records has the
+        # message and not its id, and stores the site's resend again (at least once). The other way round
+        # the resend was dropped as a duplicate of a message it never stored (lost after its T_ACK).
+        dedup.seen_or_add(msg.msg_id, now)
+        return result
 
     def subscribe_from_site(self, consumer: Consumer, site_id: bytes, raw: bytes, proof: bytes, now: float,
                             wall: float) -> RouterSubscription:
