@@ -27,6 +27,7 @@ from typing import Final, Protocol, cast
 from ..router import AgentSession, RouterCore, SessionState, core_reply
 from ..router.session import DEFAULT_FRAME_STALL_TIMEOUT_S
 from ..wire import CloseCode, FrameType, encode_frame
+from .glue import rearm, transmit
 from .slots import Phase, Refused, SlotLimits, SlotTable
 from .writes import WriteScheduler
 
@@ -164,21 +165,9 @@ class AgentProtocol(asyncio.Protocol):
             transport.abort()  # a peer that does not read does not get to hold its socket while we flush
 
     def _arm_timer(self) -> None:
-        """One timer at the session's deadline. A timer already due earlier is kept: it fires, finds
-        nothing due and re-arms here (cheaper than re-arming on every input of a streaming peer)."""
         session = self.session
         deadline = session.next_deadline() if session is not None else None
-        if deadline is None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+        self._timer, self._timer_at = rearm(self._timer, self._timer_at, deadline, self._on_timer)
 
     def _note_progress(self, session: AgentSession) -> None:
         """Tell the slot table what the session became: authenticated, then authorised."""
@@ -223,14 +212,7 @@ class AgentProtocol(asyncio.Protocol):
         self.server.writes.mark(self)
 
     def transmit(self) -> None:
-        session, transport = self.session, self.transport
-        if session is None or transport is None or transport.is_closing():
-            return
-        data = session.bytes_to_send()
-        if data:
-            transport.write(data)
-        if session.closing:
-            transport.close()
+        transmit(self.session, self.transport)
 
     def close_with(self, code: CloseCode, reason: str) -> None:
         transport = self.transport

@@ -22,6 +22,7 @@ from ..mqtt import Reason
 from ..mqtt.hub import MqttHub
 from ..mqtt.session import MqttSession, MqttState
 from .agent_server import RateLimitedWarning
+from .glue import rearm, transmit
 from .slots import Phase, Refused, SlotLimits, SlotTable
 from .writes import WriteScheduler
 
@@ -115,17 +116,7 @@ class MqttProtocol(asyncio.Protocol):
     def _arm_timer(self) -> None:
         session = self.session
         deadline = session.next_deadline() if session is not None else None
-        if deadline is None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+        self._timer, self._timer_at = rearm(self._timer, self._timer_at, deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -179,14 +170,7 @@ class MqttProtocol(asyncio.Protocol):
         self.server.writes.mark(self)
 
     def transmit(self) -> None:
-        session, transport = self.session, self.transport
-        if session is None or transport is None or transport.is_closing():
-            return
-        data = session.bytes_to_send()
-        if data:
-            transport.write(data)
-        if session.closing:
-            transport.close()
+        transmit(self.session, self.transport)
 
     def close_with(self, reason: Reason, message: str, now: float) -> None:
         session = self.session
