@@ -49,7 +49,10 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
     batch = FlushBatch(covers_gen=covers, next_incarnation=store._next_inc)
     batch.drop_incarnations = list(store._removed_incs)
     batch.headers = [(qid, None) for qid in sorted(store._removed_headers) if qid not in store._queues]
-    settled_before = math.inf if final else now - store.options.flush_settle_s
+    # The settle spares a commit at a steady flow; a flush that size or RAM made due writes everything
+    # (publishers may be held until it has).
+    size_due = store._pending_bytes_total >= store.options.flush_bytes
+    settled_before = math.inf if final or size_due else now - store.options.flush_settle_s
     deferred = False
     left: list[tuple[RingQueue, int]] = []  # queues with items left for the next flush, from that seq
     for q in store._queues.values():
