@@ -24,6 +24,7 @@ from .options import StoreOptions
 from .recovery import _APPEND, _DEDUP, _REC_APPEND, _REC_DEDUP, _REC_TAIL, _TAIL
 
 if TYPE_CHECKING:
+    from .journal import Journal
     from .queue_store import QueueStore
     from .ring_queue import RingQueue
 
@@ -72,25 +73,7 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
             for _seq, _when, item in entry.items:
                 batch.item_bytes += len(item)
     if journal is not None:
-        # A queue emptied in-window keeps no key that tells its next sequence, and its header is
-        # not rewritten for that (flash). The fresh segment records it, so a crash-restart never
-        # reuses a sequence number; only a power cut can (README, "API for the router").
-        tails = [
-            _TAIL.pack(_REC_TAIL, q.incarnation, q.tail)
-            for q in store._queues.values()
-            if q.depth == 0 and q.tail > q.persisted_next
-        ]
-        if tails:
-            journal.write_many(tails)
-        # Items left for the next flush: their append records are in the segments this flush drops,
-        # so they are written again into the fresh one (replay skips a sequence it already has).
-        appends = [
-            _APPEND.pack(_REC_APPEND, q.incarnation, seq, q.enqueue_time(seq) + store._offset) + q.pending[seq]
-            for q, first in left
-            for seq in range(first, q.tail)
-        ]
-        if appends:
-            journal.write_many(appends)
+        _carry_into_journal(store, journal, left)
     # Enqueue times travel to disk as wall-clock seconds.
     offset = store._offset
     for entry in batch.entries:
@@ -100,18 +83,7 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
         or batch.headers
         or any(e.items or e.delete_to > e.delete_from for e in batch.entries)
     )
-    if final or journal is None:
-        puts, deletes = store.dedup.window.take_delta()
-    else:
-        # Message ids never go to flash while the router runs (the window turns over completely every
-        # few minutes under load, so writing it cost more than the messages: 55 B per message delivered
-        # in the window). The ids not yet in LMDB move to the fresh journal segment, so dropping the old
-        # segments forgets none; the final flush of a clean stop writes them. A power cut forgets them,
-        # which only lets a resent message through once more (at-least-once, as for the rest of the window).
-        puts, deletes = [], []
-        carried = store.dedup.window.unflushed()
-        if carried:
-            journal.write_many([_DEDUP.pack(_REC_DEDUP, when + offset) + msg_id for msg_id, when in carried])
+    puts, deletes = _dedup_delta(store, final)
     batch.dedup_put = [(msg_id, when + offset) for msg_id, when in puts]
     batch.dedup_delete = deletes
     store._batch_dedup_puts = puts
@@ -120,3 +92,43 @@ def plan_flush(store: QueueStore, now: float, final: bool = False) -> FlushBatch
     store._in_flight = batch
     store._scheduler.started()
     return batch
+
+
+def _carry_into_journal(store: QueueStore, journal: Journal, left: list[tuple[RingQueue, int]]) -> None:
+    """What the fresh journal segment must hold because the segments this flush drops held it."""
+    # A queue emptied in-window keeps no key that tells its next sequence, and its header is
+    # not rewritten for that (flash). The fresh segment records it, so a crash-restart never
+    # reuses a sequence number; only a power cut can (README, "API for the router").
+    tails = [
+        _TAIL.pack(_REC_TAIL, q.incarnation, q.tail)
+        for q in store._queues.values()
+        if q.depth == 0 and q.tail > q.persisted_next
+    ]
+    if tails:
+        journal.write_many(tails)
+    # Items left for the next flush: their append records are in the segments this flush drops,
+    # so they are written again into the fresh one (replay skips a sequence it already has).
+    appends = [
+        _APPEND.pack(_REC_APPEND, q.incarnation, seq, q.enqueue_time(seq) + store._offset) + q.pending[seq]
+        for q, first in left
+        for seq in range(first, q.tail)
+    ]
+    if appends:
+        journal.write_many(appends)
+
+
+def _dedup_delta(store: QueueStore, final: bool) -> tuple[list[tuple[bytes, float]], list[bytes]]:
+    """The duplicate window's puts and deletes for this flush's transaction."""
+    journal = store._journal
+    if final or journal is None:
+        return store.dedup.window.take_delta()
+    # Message ids never go to flash while the router runs (the window turns over completely every
+    # few minutes under load, so writing it cost more than the messages: 55 B per message delivered
+    # in the window). The ids not yet in LMDB move to the fresh journal segment, so dropping the old
+    # segments forgets none; the final flush of a clean stop writes them. A power cut forgets them,
+    # which only lets a resent message through once more (at-least-once, as for the rest of the window).
+    carried = store.dedup.window.unflushed()
+    if carried:
+        offset = store._offset
+        journal.write_many([_DEDUP.pack(_REC_DEDUP, when + offset) + msg_id for msg_id, when in carried])
+    return [], []
