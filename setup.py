@@ -77,7 +77,10 @@ def ext_modules() -> list[Any]:
         if required:
             raise SystemExit("wavemq-edge build: WAVEMQ_EDGE_COMPILE=1 but no C compiler works")
         return []
-    return list(mypycify(HOT_MODULES, opt_level="3", debug_level="0", group_name="wavemq_edge_hot"))
+    # The isolated build environment has mypy but not our dependencies: their types are unknown there
+    # (Any), which ``mypy --strict`` in CI checks with them installed; the build only needs to compile.
+    flags = ["--ignore-missing-imports", "--no-warn-return-any"]
+    return list(mypycify([*flags, *HOT_MODULES], opt_level="3", debug_level="0", group_name="wavemq_edge_hot"))
 
 
 setup(ext_modules=ext_modules())
