@@ -97,6 +97,7 @@ def _config(d: Path, name: str, journal: Path, extra: str) -> Path:
   subscriptionQueueMaxSize = 1000
 [LocalConfig]
   listenAddr = "127.0.0.1:0"
+  unixSocket = "{d}/{name}.sock"
 [RoutingConfig]
   PersistDataStore = "{d}/{name}-persist"
   RouterEntityFile = "{d}/{name}.ent"
@@ -105,8 +106,10 @@ def _config(d: Path, name: str, journal: Path, extra: str) -> Path:
     return path
 
 
-def _uplink(address: str) -> dict[str, Any]:
-    uplinks = router_status(address).get("uplinks")
+def _uplink(run: _Run) -> dict[str, Any]:
+    """The site's uplink, from its full status: the operator's Unix socket (a TCP agent gets a summary
+    without the byte counts)."""
+    uplinks = router_status(f"unix:{run.d / 'site.sock'}").get("uplinks")
     return dict(uplinks[0]) if isinstance(uplinks, list) and uplinks and isinstance(uplinks[0], dict) else {}
 
 
@@ -147,7 +150,7 @@ def _drain(run: _Run, args: argparse.Namespace, entity: Path) -> dict[str, float
     (d / "go").write_text("1")
     worker_result(pub, timeout=DRAIN_TIMEOUT_S)
     queued_s = time.perf_counter() - t0
-    backlog = int(_uplink(run.site_addr).get("backlog", 0))
+    backlog = int(_uplink(run).get("backlog", 0))
     live_pub = procs.worker("pub", run.site_addr, d / "live", d / "live" / "live.ent", messages=LIVE_MESSAGES,
                             rate=LIVE_RATE, prefix="live", timeout=DRAIN_TIMEOUT_S)
     wait_for_file(d / "live" / "pub-live-0.ready", live_pub)
@@ -155,7 +158,7 @@ def _drain(run: _Run, args: argparse.Namespace, entity: Path) -> dict[str, float
     run.gate.set_mode("pass")
     t1 = time.perf_counter()
     (d / "live" / "go").write_text("1")
-    while int(_uplink(run.site_addr).get("backlog", 1)) > 0:
+    while int(_uplink(run).get("backlog", 1)) > 0:
         if time.perf_counter() - t1 > DRAIN_TIMEOUT_S:
             raise BenchError(f"wavemq-edge bench --tier: the backlog did not drain within {DRAIN_TIMEOUT_S:.0f} s")
         time.sleep(DRAIN_POLL_S)
@@ -164,7 +167,7 @@ def _drain(run: _Run, args: argparse.Namespace, entity: Path) -> dict[str, float
     worker_result(cloud, timeout=DRAIN_TIMEOUT_S)
     worker_result(live_pub, timeout=LIVE_TIMEOUT_S)
     live_result = worker_result(live, timeout=LIVE_TIMEOUT_S)
-    up = _uplink(run.site_addr)
+    up = _uplink(run)
     acked = max(1, status_int(up, "acked"))
     us = 1e6 * dr_cpu / max(1, backlog)
     return {
